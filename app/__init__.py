@@ -1,0 +1,1 @@
+"""A small FastAPI search service over Homer's Greek text. Knows nothing of ops/."""

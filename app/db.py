@@ -1,0 +1,41 @@
+"""The service's database engine (sync psycopg driver) and schema-head lookup."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+from app.config import get_settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+@lru_cache(maxsize=1)
+def get_engine() -> Engine:
+    settings = get_settings()
+    url = make_url(settings.database_url).set(drivername="postgresql+psycopg")
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=8,
+        max_overflow=4,
+        pool_timeout=5,
+        connect_args={
+            "connect_timeout": settings.connect_timeout_s,
+            "options": f"-c statement_timeout={settings.statement_timeout_ms}",
+            "application_name": "homer-api",
+        },
+    )
+
+
+@lru_cache(maxsize=1)
+def schema_head() -> str | None:
+    """The head revision of the migrations shipped with this code."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(config).get_current_head()

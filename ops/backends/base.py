@@ -1,0 +1,96 @@
+"""The one small interface every source of PostgreSQL implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL
+
+from ops.secrets import mask_dsn
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the app's own path reaches the database: host, port, role, password, database."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    def url(self) -> str:
+        """SQLAlchemy URL for the sync psycopg driver (contains the password)."""
+        return URL.create(
+            "postgresql+psycopg",
+            username=self.user,
+            password=self.password,
+            host=self.host,
+            port=self.port,
+            database=self.database,
+        ).render_as_string(hide_password=False)
+
+    def masked_url(self) -> str:
+        return mask_dsn(self.url())
+
+    def connect_kwargs(self, timeout: int = 2) -> dict[str, Any]:
+        """Keyword arguments for psycopg.connect."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+            "dbname": self.database,
+            "connect_timeout": timeout,
+            "application_name": "homer-ops",
+        }
+
+
+@dataclass(frozen=True)
+class Started:
+    """What `DatabaseBackend.start` did."""
+
+    endpoint: Endpoint
+    reused: bool
+    detail: str
+
+
+class DatabaseBackend(ABC):
+    """Starts, checks and stops one stack's PostgreSQL.
+
+    A backend reads and writes its own keys in `state["db"]`; the caller saves the state.
+    """
+
+    name: str
+
+    @abstractmethod
+    def start(self) -> Started:
+        """Start the server, or reuse it when it already runs; return its endpoint."""
+
+    @abstractmethod
+    def assert_alive(self) -> None:
+        """Raise DatabaseError (with the log tail) if the server has died; used inside waits."""
+
+    @abstractmethod
+    def is_running(self) -> bool:
+        """A cheap, local check that the server process or container is up."""
+
+    @abstractmethod
+    def stop(self) -> bool:
+        """Stop the server, keeping its data; True if something was stopped."""
+
+    @abstractmethod
+    def destroy(self) -> bool:
+        """Delete the stack's data; True if something was deleted."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Facts for status and diagnose (pid or container, state, data location)."""
+
+    @property
+    @abstractmethod
+    def log_path(self) -> Path | None:
+        """Where the server's log is, if the harness keeps one."""

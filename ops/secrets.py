@@ -1,0 +1,41 @@
+"""Generating and hiding secrets: nothing the harness prints or saves shows a password."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+
+from sqlalchemy.engine import make_url
+
+MASK = "***"
+_DSN_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@\s]+)(?=@)", re.I)
+_ASSIGNED = re.compile(
+    r"(?P<head>\b(?:PGPASSWORD|POSTGRES_PASSWORD|password)\s*[=:]\s*['\"]?)(?P<pw>[^\s'\"&,]+)",
+    re.I,
+)
+
+
+def new_password() -> str:
+    """A URL-safe random password (no characters that need quoting in a DSN)."""
+    return secrets.token_urlsafe(24)
+
+
+def mask_dsn(url: str) -> str:
+    """`url` with its password replaced by ***."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return redact(url)
+    if parsed.password is None:
+        return parsed.render_as_string(hide_password=False)
+    return parsed.set(password=MASK).render_as_string(hide_password=False)
+
+
+def redact(text: str, known: Iterable[str] = ()) -> str:
+    """Mask every known secret, every DSN password and every `PASSWORD=...` in `text`."""
+    for secret in known:
+        if secret:
+            text = text.replace(secret, MASK)
+    text = _DSN_PASSWORD.sub(lambda m: m["head"] + MASK, text)
+    return _ASSIGNED.sub(lambda m: m["head"] + MASK, text)

@@ -1,0 +1,165 @@
+"""One frozen settings object, layered: defaults < invoke.yaml < environment < flags.
+
+`build_settings` is a pure function of its inputs (no I/O): tasks.py hands it Invoke's
+merged configuration (defaults from `ns.configure` and `invoke.yaml`), the process
+environment and the flags the user typed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from ops.errors import UsageError
+
+Backend = Literal["auto", "embedded", "docker", "external"]
+ENV_PREFIX = "OPS_"
+
+DEFAULTS: dict[str, Any] = {
+    "stack": "homer",
+    "backend": "auto",
+    "db_host": "127.0.0.1",
+    "db_port": 0,
+    "db_name": "homer",
+    "db_user": "homer",
+    "api_host": "127.0.0.1",
+    "api_port": 8000,
+    "app": "app.main:app",
+    "seed": True,
+    "db_ready_timeout": 30.0,
+    "migrate_timeout": 30.0,
+    "api_health_timeout": 30.0,
+    "retry_attempts": 200,
+    "wait_initial": 0.02,
+    "wait_max": 0.25,
+    "log_tail_lines": 40,
+    "docker_image": "pgvector/pgvector:pg18",
+}
+
+
+class Settings(BaseModel):
+    """Everything `ops/` needs to know, resolved once and never changed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    project_dir: Path
+    state_dir: Path
+    stack: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    backend: Backend
+    database_url: str | None = None
+    db_host: str
+    db_port: int = Field(ge=0, le=65535)
+    db_name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    db_user: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    api_host: str
+    api_port: int = Field(ge=0, le=65535)
+    app: str = Field(pattern=r"^[\w.]+:[\w.]+$")
+    seed: bool
+    db_ready_timeout: float = Field(ge=0)
+    migrate_timeout: float = Field(ge=0)
+    api_health_timeout: float = Field(ge=0)
+    retry_attempts: int = Field(ge=1)
+    wait_initial: float = Field(ge=0)
+    wait_max: float = Field(ge=0)
+    log_tail_lines: int = Field(ge=1, le=10_000)
+    docker_image: str
+
+    @field_validator("database_url")
+    @classmethod
+    def _sync_postgres_url(cls, value: str | None) -> str | None:
+        return None if value in (None, "") else normalise_database_url(value)
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "state.json"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+
+def normalise_database_url(value: str) -> str:
+    """Return `value` as a SQLAlchemy URL for the sync psycopg driver, or raise UsageError."""
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise UsageError(
+            "DATABASE_URL is not a valid URL",
+            "use postgresql://user:password@host:port/dbname",
+        ) from None
+    backend, _, driver = url.drivername.partition("+")
+    if backend not in ("postgresql", "postgres"):
+        raise UsageError(
+            f"DATABASE_URL scheme {url.drivername!r} is not PostgreSQL",
+            "use postgresql://user:password@host:port/dbname",
+        )
+    if driver not in ("", "psycopg"):
+        raise UsageError(
+            f"DATABASE_URL driver {driver!r} is not supported (the harness is synchronous)",
+            "use postgresql:// or postgresql+psycopg://",
+        )
+    if not url.host or not url.database:
+        raise UsageError(
+            "DATABASE_URL needs a host and a database name",
+            "use postgresql://user:password@host:port/dbname",
+        )
+    try:
+        url.port  # noqa: B018 - parsing the port validates it
+    except ValueError:
+        raise UsageError("DATABASE_URL has a malformed port", "use host:5432") from None
+    return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def env_overrides(env: Mapping[str, str]) -> dict[str, str]:
+    """Settings named in the environment: OPS_<NAME>, and DATABASE_URL for the external backend."""
+    found = {
+        key[len(ENV_PREFIX) :].lower(): value
+        for key, value in env.items()
+        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in _FIELD_NAMES
+    }
+    if env.get("DATABASE_URL") and "database_url" not in found:
+        found["database_url"] = env["DATABASE_URL"]
+    return found
+
+
+def build_settings(
+    project_dir: Path,
+    config: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge the layers (later wins) and validate them into one frozen Settings."""
+    merged: dict[str, Any] = dict(DEFAULTS)
+    for layer in (config or {}, env_overrides(env or {}), flags or {}):
+        merged.update({key: value for key, value in layer.items() if value is not None})
+    merged["project_dir"] = Path(project_dir).resolve()
+    state_dir = Path(merged.pop("state_dir", None) or merged["project_dir"] / ".ops")
+    merged["state_dir"] = state_dir if state_dir.is_absolute() else merged["project_dir"] / state_dir
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise UsageError(_describe(exc), "see `invoke --help up` and README 'Settings'") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    name = ".".join(str(part) for part in first["loc"]) or "settings"
+    if first["type"] == "extra_forbidden":
+        return f"unknown setting {name!r}"
+    value = first.get("input")
+    shown = "" if name == "database_url" else f" {value!r}"
+    message = re.sub(r"\s+", " ", first["msg"])
+    return f"invalid setting {name}{shown}: {message}"
+
+
+_FIELD_NAMES = frozenset(Settings.model_fields) - {"project_dir"}

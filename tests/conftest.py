@@ -1,0 +1,34 @@
+"""Shared fixtures: a real PostgreSQL from the embedded backend, migrated to head."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ops.backends.embedded import EmbeddedBackend
+from ops.migrate import migrate
+from ops.settings import build_settings
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBackend]:
+    """One embedded PostgreSQL for the test session (its own state dir, a free port)."""
+    state_dir = tmp_path_factory.mktemp("pg")
+    settings = build_settings(PROJECT_DIR, flags={"state_dir": str(state_dir), "backend": "embedded"})
+    backend = EmbeddedBackend(settings, {})
+    backend.start()
+    yield backend
+    backend.stop()
+
+
+@pytest.fixture(scope="session")
+def db_url(pg_server: EmbeddedBackend) -> str:
+    """SQLAlchemy URL (postgresql+psycopg) of the app's role, schema at head."""
+    started = pg_server.start()
+    url = started.endpoint.url()
+    migrate(PROJECT_DIR, url)
+    return url
