@@ -27,9 +27,7 @@ def mask_dsn(url: str) -> str:
         parsed = make_url(url)
     except Exception:
         return redact(url)
-    if parsed.password is None:
-        return parsed.render_as_string(hide_password=False)
-    return parsed.set(password=MASK).render_as_string(hide_password=False)
+    return parsed.render_as_string(hide_password=True)  # SQLAlchemy writes the password as ***
 
 
 def redact(text: str, known: Iterable[str] = ()) -> str:

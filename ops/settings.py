@@ -21,6 +21,8 @@ from ops.errors import UsageError
 Backend = Literal["auto", "embedded", "docker", "external"]
 ENV_PREFIX = "OPS_"
 
+_URL_EXAMPLE = "e.g. postgresql://USER@HOST:5432/DBNAME, with the password after USER and a colon"
+
 DEFAULTS: dict[str, Any] = {
     "stack": "homer",
     "backend": "auto",
@@ -95,13 +97,13 @@ def normalise_database_url(value: str) -> str:
     except ArgumentError:
         raise UsageError(
             "DATABASE_URL is not a valid URL",
-            "use postgresql://user:password@host:port/dbname",
+            _URL_EXAMPLE,
         ) from None
     backend, _, driver = url.drivername.partition("+")
     if backend not in ("postgresql", "postgres"):
         raise UsageError(
             f"DATABASE_URL scheme {url.drivername!r} is not PostgreSQL",
-            "use postgresql://user:password@host:port/dbname",
+            _URL_EXAMPLE,
         )
     if driver not in ("", "psycopg"):
         raise UsageError(
@@ -111,7 +113,7 @@ def normalise_database_url(value: str) -> str:
     if not url.host or not url.database:
         raise UsageError(
             "DATABASE_URL needs a host and a database name",
-            "use postgresql://user:password@host:port/dbname",
+            _URL_EXAMPLE,
         )
     try:
         url.port  # noqa: B018 - parsing the port validates it

@@ -20,7 +20,7 @@ def select_backend(settings: Settings, state: dict[str, Any]) -> tuple[DatabaseB
     choice, why = settings.backend, "chosen by setting"
     if choice == "auto":
         recorded = state.get("db", {}).get("backend")
-        if recorded in ("embedded", "docker"):
+        if recorded in ("embedded", "docker", "external"):
             choice, why = recorded, "the stack already uses it"
         else:
             choice, why = "embedded", "auto: the docker backend is not available in this version"

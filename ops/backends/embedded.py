@@ -34,6 +34,8 @@ SUPERUSER = "postgres"
 EXTENSIONS = ("vector", "pg_trgm")
 START_TIMEOUT_S = 30
 BIND_RETRIES = 5
+# What a restart right after `kill -9` of the postmaster may hit for a moment.
+_STILL_EXITING = ('lock file "postmaster.pid" already exists', "pre-existing shared memory block")
 
 
 def pg_bin_dir() -> Path:
@@ -166,7 +168,7 @@ class EmbeddedBackend(DatabaseBackend):
             os.chown(path, runner.pw_uid, runner.pw_gid)
         if self.data_dir.exists():
             os.chown(self.data_dir, runner.pw_uid, runner.pw_gid)
-        for target in (bin_dir, socket_dir, self._log.parent, self.data_dir.parent):
+        for target in (bin_dir, socket_dir.parent, self._log.parent, self.data_dir.parent):
             _allow_traverse(target)
 
     def _run(
@@ -238,9 +240,12 @@ class EmbeddedBackend(DatabaseBackend):
         if wanted and not port_free(host, wanted[0]):
             note = f"; recorded port {wanted[0]} is taken, moved"
             wanted = []
-        last_error = ""
-        for attempt in range(BIND_RETRIES):
-            port = wanted[0] if wanted and attempt == 0 else free_port(host)
+        last_error = "pg_ctl was not run"
+        port = wanted[0] if wanted else free_port(host)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        bind_failures = 0
+        while bind_failures < BIND_RETRIES and time.monotonic() < deadline:
+            log_offset = self._log.stat().st_size if self._log.exists() else 0
             result = self._pg_ctl(
                 [
                     "start",
@@ -257,18 +262,18 @@ class EmbeddedBackend(DatabaseBackend):
             )
             if result.returncode == 0:
                 return port, f"started on {host}:{port}{note}"
-            last_error = tail(self._log, self.settings.log_tail_lines)
+            last_error = _read_from(self._log, log_offset) or result.stderr
             if "could not bind" in last_error or "Address already in use" in last_error:
                 if self.settings.db_port:
                     raise PortInUse(f"port {host}:{port} is in use", "free it or unset OPS_DB_PORT")
+                bind_failures += 1
+                port = free_port(host)
                 continue
-            if "pre-existing shared memory block" in last_error:
-                time.sleep(0.5)  # children of a killed postmaster are still exiting
+            if any(marker in last_error for marker in _STILL_EXITING):
+                time.sleep(0.2)  # a killed postmaster or its children are still exiting
                 continue
             break
-        raise DatabaseError(
-            "PostgreSQL failed to start", f"see {self._log}", evidence=last_error or result.stderr
-        )
+        raise DatabaseError("PostgreSQL failed to start", f"see {self._log}", evidence=last_error[-4000:])
 
     def _pg_ctl(
         self, args: list[str], runner: pwd.struct_passwd | None = None, check: bool = True
@@ -349,6 +354,16 @@ def _service_account() -> pwd.struct_passwd | None:
         raise BackendUnavailable(
             f"could not create the OS user {SERVICE_USER!r}", "create it by hand"
         ) from None
+
+
+def _read_from(path: Path, offset: int) -> str:
+    """What was appended to `path` after `offset` bytes."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            handle.seek(offset)
+            return handle.read()
+    except OSError:
+        return ""
 
 
 def _allow_traverse(path: Path) -> None:

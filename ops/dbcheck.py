@@ -1,0 +1,69 @@
+"""Readiness by the app's own path: its driver, role, database and TCP endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import psycopg
+
+from ops.backends.base import Endpoint
+from ops.errors import DatabaseError
+from ops.secrets import redact
+from ops.waiting import WaitPolicy, retry_call
+
+REQUIRED_EXTENSIONS = ("vector", "pg_trgm")
+
+
+def check_ready(endpoint: Endpoint, timeout: int = 2) -> str:
+    """Connect as the app would, run SELECT 1 and check the extensions can be used.
+
+    Raises psycopg errors (the caller's retry decides which are transient) or
+    DatabaseError when the server answers but lacks an extension.
+    """
+    with psycopg.connect(**endpoint.connect_kwargs(timeout)) as conn:
+        conn.execute("SELECT 1").fetchone()
+        rows = conn.execute(
+            "SELECT name, installed_version FROM pg_available_extensions WHERE name = ANY(%s)",
+            (list(REQUIRED_EXTENSIONS),),
+        ).fetchall()
+    found = {name: installed for name, installed in rows}
+    missing = [name for name in REQUIRED_EXTENSIONS if name not in found]
+    if missing:
+        raise DatabaseError(
+            f"PostgreSQL at {endpoint.host}:{endpoint.port} lacks the extension(s) {', '.join(missing)}",
+            "use an image with pgvector and pg_trgm (e.g. pgvector/pgvector:pg18)",
+        )
+    installed = ", ".join(f"{name} {found[name] or '(available)'}" for name in REQUIRED_EXTENSIONS)
+    return f"SELECT 1 ok as {endpoint.user}@{endpoint.host}:{endpoint.port}/{endpoint.database}; {installed}"
+
+
+def wait_ready(endpoint: Endpoint, policy: WaitPolicy, alive: Callable[[], None]) -> tuple[str, int]:
+    """check_ready, retried on transient errors only; returns (detail, attempts).
+
+    A refused connection or a starting server is retried until the policy's bounds;
+    bad credentials, a missing database or anything else fails at once.
+    """
+    try:
+        return retry_call(lambda: check_ready(endpoint), policy, alive)
+    except psycopg.Error as exc:
+        reason = redact(first_line(exc), [endpoint.password])
+        where = f"{endpoint.user}@{endpoint.host}:{endpoint.port}/{endpoint.database}"
+        raise DatabaseError(
+            f"cannot connect as the app ({where}): {reason}",
+            "check the stack's credentials and that PostgreSQL runs (`invoke status`, `invoke logs db`)",
+        ) from None
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def schema_revision(endpoint: Endpoint, timeout: int = 2) -> str | None:
+    """The Alembic revision the database is at (None when unmigrated)."""
+    with psycopg.connect(**endpoint.connect_kwargs(timeout)) as conn:
+        exists = conn.execute("SELECT to_regclass('alembic_version') IS NOT NULL").fetchone()
+        if not exists or not exists[0]:
+            return None
+        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        return row[0] if row else None

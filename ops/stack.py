@@ -1,0 +1,251 @@
+"""The stack's commands: up, down, status and migrate, as ordered steps on one state file."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from ops import api
+from ops.backends import DatabaseBackend, Endpoint, select_backend
+from ops.dbcheck import first_line, schema_revision, wait_ready
+from ops.errors import DatabaseError
+from ops.migrate import head_revision, migrate
+from ops.settings import Settings
+from ops.state import load_state_or_fresh, save_state, stack_lock
+from ops.steps import Ledger
+from ops.waiting import WaitPolicy
+
+Emit = Callable[[str], None]
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+@dataclass
+class Session:
+    """One command's view of the stack: its settings, state, ledger and backend."""
+
+    settings: Settings
+    state: dict[str, Any]
+    ledger: Ledger
+    command: str
+
+    def save(self, steps: list[dict[str, Any]] | None = None) -> None:
+        self.state.update(
+            stack=self.settings.stack,
+            last_command=self.command,
+            updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            steps=steps if steps is not None else self.ledger.as_dicts(),
+        )
+        save_state(self.settings.state_file, self.state)
+
+    def policy(self, timeout: float) -> WaitPolicy:
+        s = self.settings
+        return WaitPolicy(s.retry_attempts, timeout, s.wait_initial, s.wait_max)
+
+
+@contextmanager
+def session(settings: Settings, command: str, emit: Emit) -> Iterator[Session]:
+    """Lock the stack, load its state, and save the ledger after every step."""
+    with stack_lock(settings.state_dir):
+        state = load_state_or_fresh(settings.state_file, _warn)
+        current = Session(settings, state, Ledger(emit), command)
+        current.ledger._on_change = current.save
+        try:
+            yield current
+        finally:
+            current.save()
+
+
+@dataclass(frozen=True)
+class UpResult:
+    api_url: str
+    endpoint: Endpoint
+    backend: str
+
+
+def up(settings: Settings, emit: Emit = print, seed: Callable[[Endpoint], str] | None = None) -> UpResult:
+    """Bring the stack to healthy, doing only what is not already so."""
+    with session(settings, "up", emit) as run:
+        backend, why = select_backend(settings, run.state)
+        endpoint = _db_steps(run, backend, why)
+        if seed is not None and settings.seed:
+            with run.ledger.step("seed") as step:
+                step.detail = seed(endpoint)
+                if step.detail.startswith("already"):
+                    step.skip(step.detail)
+        _api_steps(run, endpoint)
+        return UpResult(settings.api_url, endpoint, backend.name)
+
+
+def _db_steps(run: Session, backend: DatabaseBackend, why: str) -> Endpoint:
+    settings, ledger = run.settings, run.ledger
+    with ledger.step("db") as step:
+        started = backend.start()
+        run.state["db"]["backend"] = backend.name
+        step.detail = f"{backend.name} ({why}): {started.detail}"
+        if started.reused:
+            step.skip(step.detail)
+    endpoint = started.endpoint
+    with ledger.step("db-ready") as step:
+        step.detail, step.attempts = wait_ready(
+            endpoint, run.policy(settings.db_ready_timeout), backend.assert_alive
+        )
+    with ledger.step("migrate") as step:
+        result = migrate(
+            settings.project_dir,
+            endpoint.url(),
+            "head",
+            run.policy(settings.migrate_timeout),
+            backend.assert_alive,
+            settings.logs_dir / "migrate.log",
+        )
+        step.attempts = result.attempts
+        if result.direction == "none":
+            step.skip(f"schema already at head {result.after}")
+        else:
+            step.detail = f"{result.before or 'base'} -> {result.after}"
+    return endpoint
+
+
+def _api_steps(run: Session, endpoint: Endpoint) -> None:
+    settings, ledger = run.settings, run.ledger
+    api_state: dict[str, Any] = run.state.setdefault("api", {})
+    started_pid: int | None = None
+    try:
+        with ledger.step("api-start") as step:
+            pid = api_state.get("pid")
+            if api.is_ours(pid, settings) and api.probe(settings.api_url).status == 200:
+                step.skip(f"already healthy, pid {pid}")
+            else:
+                if api.is_ours(pid, settings):
+                    api.stop(pid)
+                started_pid = pid = api.start(settings, endpoint.url())
+                api_state.update(pid=pid, url=settings.api_url, log=str(api.log_path(settings)))
+                step.detail = f"uvicorn pid {pid} on {settings.api_url}"
+        with ledger.step("api-health") as step:
+            health, step.attempts = api.wait_healthy(settings, pid, run.policy(settings.api_health_timeout))
+            step.detail = f"GET /health -> {health.status}"
+    except BaseException:
+        if started_pid:
+            api.stop(started_pid)
+            api_state["pid"] = None
+        raise
+
+
+def down(settings: Settings, volumes: bool = False, emit: Emit = print) -> list[str]:
+    """Stop the API and PostgreSQL, keeping the data unless `volumes`. Returns what was done."""
+    done: list[str] = []
+    with session(settings, "down", emit) as run:
+        api_state = run.state.setdefault("api", {})
+        with run.ledger.step("api-stop") as step:
+            if api.is_ours(api_state.get("pid"), settings) and api.stop(api_state["pid"]):
+                step.detail = f"stopped pid {api_state['pid']}"
+                done.append(f"api: {step.detail}")
+            else:
+                step.skip("not running")
+            api_state["pid"] = None
+        recorded = run.state.get("db", {}).get("backend")
+        if recorded == "external" or (recorded is None and settings.backend == "external"):
+            return done  # an external server is not ours to stop
+        backend, _ = select_backend(settings, run.state)
+        with run.ledger.step("db-stop") as step:
+            if backend.stop():
+                step.detail = f"{backend.name} stopped, data kept"
+                done.append(f"db: {step.detail}")
+            else:
+                step.skip(f"{backend.name} not running")
+        if volumes:
+            with run.ledger.step("volumes") as step:
+                if backend.destroy():
+                    step.detail = f"{backend.name} data deleted"
+                    done.append(f"db: {step.detail}")
+                else:
+                    step.skip("no data")
+    return done
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    healthy: bool
+    line: str
+    facts: dict[str, Any]
+
+
+def status(settings: Settings) -> list[Component]:
+    """One entry per component, from the state file and live probes with short timeouts."""
+    state = load_state_or_fresh(settings.state_file, _warn)
+    return [_db_status(settings, state), _api_status(settings, state)]
+
+
+def recorded_endpoint(settings: Settings, state: dict[str, Any]) -> Endpoint | None:
+    db = state.get("db", {})
+    if not db.get("port") or "password" not in db:
+        return None
+    return Endpoint(
+        db.get("host", settings.db_host),
+        int(db["port"]),
+        db.get("user", settings.db_user),
+        db["password"],
+        db.get("database", settings.db_name),
+    )
+
+
+def _db_status(settings: Settings, state: dict[str, Any]) -> Component:
+    endpoint = recorded_endpoint(settings, state)
+    backend_name = state.get("db", {}).get("backend", "none")
+    if endpoint is None:
+        return Component("db", False, "not started (run `invoke up`)", {"backend": backend_name})
+    where = f"{endpoint.host}:{endpoint.port}"
+    facts: dict[str, Any] = {"backend": backend_name, "host": endpoint.host, "port": endpoint.port}
+    try:
+        revision = schema_revision(endpoint, timeout=2)
+    except psycopg.Error as exc:
+        reason = first_line(exc)
+        return Component("db", False, f"{backend_name} {where} unreachable: {reason}", facts)
+    head = head_revision(settings.project_dir)
+    facts.update(schema=revision, head=head)
+    at_head = revision == head
+    schema = f"schema {revision} (head)" if at_head else f"schema {revision}, head is {head}"
+    return Component("db", at_head, f"{backend_name} {where} ready, {schema}", facts)
+
+
+def _api_status(settings: Settings, state: dict[str, Any]) -> Component:
+    pid = state.get("api", {}).get("pid")
+    facts: dict[str, Any] = {"pid": pid, "url": settings.api_url}
+    if not api.is_ours(pid, settings):
+        return Component("api", False, f"not running (log: {api.log_path(settings)})", facts)
+    health = api.probe(settings.api_url, timeout=2.0)
+    facts["health"] = health.status
+    healthy = health.status == 200
+    answer = f"/health {health.status}" if health.status else f"/health no answer ({health.body})"
+    return Component("api", healthy, f"pid {pid} {settings.api_url} {answer}", facts)
+
+
+def migrate_stack(settings: Settings, revision: str, emit: Emit = print) -> str:
+    """`invoke migrate REVISION` against the running stack."""
+    with session(settings, "migrate", emit) as run:
+        endpoint = recorded_endpoint(settings, run.state)
+        if endpoint is None:
+            raise DatabaseError("the stack's database has never been started", "run `invoke up` first")
+        with run.ledger.step("migrate") as step:
+            result = migrate(
+                settings.project_dir,
+                endpoint.url(),
+                revision,
+                run.policy(settings.migrate_timeout),
+                log_file=settings.logs_dir / "migrate.log",
+            )
+            step.attempts = result.attempts
+            step.detail = f"{result.before or 'base'} -> {result.after or 'base'}"
+            if result.direction == "none":
+                step.skip(f"already at {result.after or 'base'}")
+        return step.detail

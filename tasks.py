@@ -1,0 +1,171 @@
+"""Invoke tasks: thin wrappers that parse flags, build settings, call ops/ and map errors.
+
+Run `invoke --list` for the commands and `invoke --help <task>` for their flags.
+Exit codes are documented in README.md (and in ops/errors.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from invoke import Collection, Exit, task
+
+from ops.errors import OpsError
+from ops.secrets import redact
+from ops.settings import DEFAULTS, Settings, build_settings
+
+PROJECT_DIR = Path(__file__).resolve().parent
+
+STACK_FLAGS = {
+    "stack": "stack name (default: homer); each stack has its own state, data and ports",
+    "state_dir": "where the stack keeps state, data and logs (default: .ops)",
+}
+
+
+def _settings(c: Any, **flags: Any) -> Settings:
+    config = c.config.get("ops", {})
+    return build_settings(PROJECT_DIR, {key: config[key] for key in config}, os.environ, flags)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Expected failures become one line and a documented exit code; evidence goes above it."""
+    try:
+        yield
+    except OpsError as exc:
+        if exc.evidence:
+            print("---- last log lines ----", file=sys.stderr)
+            print(redact(exc.evidence).rstrip(), file=sys.stderr)
+            print("------------------------", file=sys.stderr)
+        raise Exit(f"error: {redact(exc.one_line())}", code=exc.exit_code) from None
+    except KeyboardInterrupt:
+        raise Exit("interrupted", code=130) from None
+
+
+@task(
+    help={
+        "backend": "where PostgreSQL comes from: auto (default), embedded, docker or external",
+        "api_port": "port for the API on 127.0.0.1 (default 8000)",
+        "db_port": "port for embedded PostgreSQL (default: a free one, kept while free)",
+        **STACK_FLAGS,
+    }
+)
+def up(c, backend=None, api_port=None, db_port=None, stack=None, state_dir=None):
+    """Bring the stack up (database, migrations, API); a fast no-op when all is healthy."""
+    from ops import stack as ops_stack
+
+    with _errors():
+        settings = _settings(
+            c, backend=backend, api_port=api_port, db_port=db_port, stack=stack, state_dir=state_dir
+        )
+        result = ops_stack.up(settings, seed=_seeder(settings))
+        print(f"API       {result.api_url}  (docs: {result.api_url}/docs)")
+        print(f"Database  {result.endpoint.host}:{result.endpoint.port}  [{result.backend}]")
+        print(f"DSN       {result.endpoint.masked_url()}")
+
+
+def _seeder(settings: Settings) -> Any:
+    try:
+        from ops.seed import seed_iliad_book_one
+    except ModuleNotFoundError:
+        return None
+    return seed_iliad_book_one
+
+
+@task(help={"volumes": "also delete the database's data", **STACK_FLAGS})
+def down(c, volumes=False, stack=None, state_dir=None):
+    """Stop the API and PostgreSQL; keep the data unless --volumes."""
+    from ops import stack as ops_stack
+
+    with _errors():
+        done = ops_stack.down(_settings(c, stack=stack, state_dir=state_dir), volumes=volumes)
+        print("\n".join(done) if done else "nothing was running")
+
+
+@task(help=STACK_FLAGS)
+def status(c, stack=None, state_dir=None):
+    """One line per component; exit 0 when all are healthy, 1 otherwise."""
+    from ops import stack as ops_stack
+
+    with _errors():
+        components = ops_stack.status(_settings(c, stack=stack, state_dir=state_dir))
+    for component in components:
+        mark = "healthy  " if component.healthy else "unhealthy"
+        print(f"{component.name:<4} {mark} {component.line}")
+    if not all(component.healthy for component in components):
+        raise Exit(code=1)
+
+
+@task(
+    help={
+        "component": "db, api or migrate (default: db and api)",
+        "lines": "how many lines to show (default 50)",
+        "follow": "keep printing new lines until Ctrl-C",
+        **STACK_FLAGS,
+    }
+)
+def logs(c, component=None, lines=None, follow=False, stack=None, state_dir=None):
+    """Show the stack's logs (redacted)."""
+    from ops import logs as ops_logs
+    from ops.errors import UsageError
+    from ops.state import load_state_or_fresh
+
+    with _errors():
+        settings = _settings(c, stack=stack, state_dir=state_dir)
+        if component not in (None, *ops_logs.COMPONENTS):
+            raise UsageError(f"unknown log {component!r}", f"choose one of {', '.join(ops_logs.COMPONENTS)}")
+        if lines is not None and (not str(lines).isdigit() or int(lines) < 1):
+            raise UsageError(f"-n/--lines must be a positive whole number, not {lines!r}")
+        count = int(lines or 50)
+        secret = load_state_or_fresh(settings.state_file).get("db", {}).get("password", "")
+        paths = [ops_logs.log_file(settings, name) for name in ([component] if component else ["db", "api"])]
+        for path in paths:
+            if len(paths) > 1:
+                print(f"==> {path} <==")
+            print(ops_logs.last_lines(path, count, [secret]).rstrip() or "(empty)")
+        if follow:
+            for line in ops_logs.follow(paths, [secret]):
+                print(line, flush=True)
+
+
+@task(help={"revision": "target revision: head (default), base, an id, +1 or -1", **STACK_FLAGS})
+def migrate(c, revision="head", stack=None, state_dir=None):
+    """Run Alembic migrations against the stack's database (up or down)."""
+    from ops import stack as ops_stack
+
+    with _errors():
+        print(ops_stack.migrate_stack(_settings(c, stack=stack, state_dir=state_dir), revision))
+
+
+@task(
+    help={
+        "path": "tests to run (default: the whole suite under tests/)",
+        "k": "only tests matching this pytest -k expression",
+        "junit": "also write JUnit XML to this file",
+    }
+)
+def test(c, path="tests", k=None, junit=None):
+    """Run the test suite (unit, integration on a real PostgreSQL, end-to-end)."""
+    args = [sys.executable, "-m", "pytest", path]
+    if k:
+        args += ["-k", k]
+    if junit:
+        args += [f"--junitxml={junit}"]
+    result = c.run(" ".join(_quote(arg) for arg in args), warn=True, pty=False)
+    if result.exited:
+        raise Exit(code=result.exited)
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+ns = Collection(up, down, status, logs, migrate, test)
+ns.configure({"ops": dict(DEFAULTS)})
