@@ -102,14 +102,15 @@ def status(c, stack=None, state_dir=None):
 
 
 @task(
+    positional=["component"],
     help={
         "component": "db, api or migrate (default: db and api)",
-        "lines": "how many lines to show (default 50)",
+        "n": "how many lines to show (default 50)",
         "follow": "keep printing new lines until Ctrl-C",
         **STACK_FLAGS,
     }
 )
-def logs(c, component=None, lines=None, follow=False, stack=None, state_dir=None):
+def logs(c, component=None, n=None, follow=False, stack=None, state_dir=None):
     """Show the stack's logs (redacted)."""
     from ops import logs as ops_logs
     from ops.errors import UsageError
@@ -119,9 +120,9 @@ def logs(c, component=None, lines=None, follow=False, stack=None, state_dir=None
         settings = _settings(c, stack=stack, state_dir=state_dir)
         if component not in (None, *ops_logs.COMPONENTS):
             raise UsageError(f"unknown log {component!r}", f"choose one of {', '.join(ops_logs.COMPONENTS)}")
-        if lines is not None and (not str(lines).isdigit() or int(lines) < 1):
-            raise UsageError(f"-n/--lines must be a positive whole number, not {lines!r}")
-        count = int(lines or 50)
+        if n is not None and (not str(n).isdigit() or int(n) < 1):
+            raise UsageError(f"-n must be a positive whole number, not {n!r}")
+        count = int(n or 50)
         secret = load_state_or_fresh(settings.state_file).get("db", {}).get("password", "")
         paths = [ops_logs.log_file(settings, name) for name in ([component] if component else ["db", "api"])]
         for path in paths:
@@ -133,7 +134,7 @@ def logs(c, component=None, lines=None, follow=False, stack=None, state_dir=None
                 print(line, flush=True)
 
 
-@task(help={"revision": "target revision: head (default), base, an id, +1 or -1", **STACK_FLAGS})
+@task(positional=["revision"], help={"revision": "target revision: head (default), base, an id, +1 or -1", **STACK_FLAGS})
 def migrate(c, revision="head", stack=None, state_dir=None):
     """Run Alembic migrations against the stack's database (up or down)."""
     from ops import stack as ops_stack

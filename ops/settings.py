@@ -94,6 +94,10 @@ def normalise_database_url(value: str) -> str:
     """Return `value` as a SQLAlchemy URL for the sync psycopg driver, or raise UsageError."""
     try:
         url = make_url(value)
+    except ValueError as exc:
+        if "int()" in str(exc):
+            raise UsageError("DATABASE_URL has a malformed port", "use HOST:5432") from None
+        raise UsageError("DATABASE_URL is not a valid URL", _URL_EXAMPLE) from None
     except ArgumentError:
         raise UsageError(
             "DATABASE_URL is not a valid URL",

@@ -1,0 +1,88 @@
+"""Text embeddings behind a small interface, with a deterministic local default.
+
+`HashedNgramEmbedder` needs no model download: it hashes the character 2-, 3- and 4-grams
+of each folded word (padded with a space on both sides, so word starts and ends count)
+into `dim` buckets with a stable hash (blake2b), each n-gram adding +1 or -1 by another
+bit of its hash, and L2-normalises the sum. It captures spelling closeness, not meaning;
+a real model can replace it through the `Embedder` protocol (same `dim` as the column).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from collections.abc import Sequence
+from functools import lru_cache
+from itertools import chain
+from typing import Protocol
+
+from app.folding import fold
+
+EMBEDDING_DIM = 256  # the width of text_segment.emb
+NGRAM_SIZES = (2, 3, 4)
+
+
+class Embedder(Protocol):
+    """Anything that turns texts into unit vectors of a fixed width."""
+
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+@lru_cache(maxsize=1 << 17)
+def _bucket(gram: str, dim: int) -> tuple[int, float]:
+    """The bucket and sign of one n-gram: stable across processes and machines."""
+    digest = int.from_bytes(hashlib.blake2b(gram.encode("utf-8"), digest_size=8).digest(), "big")
+    return digest % dim, 1.0 if (digest >> 63) & 1 else -1.0
+
+
+def word_ngrams(word: str, sizes: Sequence[int] = NGRAM_SIZES) -> list[str]:
+    """Character n-grams of one folded word, padded so that its start and end count."""
+    padded = f" {word} "
+    return [padded[i : i + size] for size in sizes for i in range(len(padded) - size + 1)]
+
+
+@lru_cache(maxsize=1 << 16)
+def _word_keys(word: str, dim: int, sizes: tuple[int, ...]) -> tuple[int, ...]:
+    """One key per n-gram of a word: its bucket, plus `dim` when the n-gram counts -1."""
+    keys = []
+    for gram in word_ngrams(word, sizes):
+        index, sign = _bucket(gram, dim)
+        keys.append(index if sign > 0 else index + dim)
+    return tuple(keys)
+
+
+class HashedNgramEmbedder:
+    """Feature hashing of character n-grams of the folded text; deterministic, no model."""
+
+    def __init__(self, dim: int = EMBEDDING_DIM, sizes: Sequence[int] = NGRAM_SIZES) -> None:
+        self._dim = dim
+        self._sizes = tuple(sizes)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One unit vector per text; a text without letters or digits gives all zeros."""
+        return [self._embed_one(text) for text in texts]
+
+    def _embed_one(self, text: str) -> list[float]:
+        dim = self._dim
+        counts = Counter(chain.from_iterable(_word_keys(word, dim, self._sizes) for word in fold(text).split()))
+        vector = [0.0] * dim
+        for key, count in counts.items():
+            if key < dim:
+                vector[key] += count
+            else:
+                vector[key - dim] -= count
+        norm = math.hypot(*vector)
+        return [value / norm for value in vector] if norm else vector
+
+
+def default_embedder() -> Embedder:
+    """The embedder used at ingest and query time (both must agree)."""
+    return HashedNgramEmbedder()

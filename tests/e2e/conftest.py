@@ -1,0 +1,55 @@
+"""End-to-end: the invoke commands as a user types them, in a temporary copy of the project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ops.procs import free_port
+from tests.helpers import PROJECT_DIR
+
+IGNORED = shutil.ignore_patterns(
+    ".venv", ".ops", ".git", "artifacts", "__pycache__", ".*_cache", "*.egg-info", "tests"
+)
+
+
+@dataclass
+class Project:
+    """A copy of the project and a way to run `invoke ...` in it."""
+
+    root: Path
+    env: dict[str, str]
+
+    def invoke(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / ".ops" / "state.json"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    root = tmp_path / "project"
+    shutil.copytree(PROJECT_DIR, root, ignore=IGNORED)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OPS_", "INVOKE_"))}
+    env.pop("DATABASE_URL", None)
+    env.update(OPS_API_PORT=str(free_port()), OPS_BACKEND="embedded", OPS_SEED="false")
+    copy = Project(root, env)
+    yield copy
+    copy.invoke("down")

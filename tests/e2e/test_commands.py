@@ -1,0 +1,116 @@
+"""`invoke up`, `status`, `down` and friends, run in a subprocess as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+
+import pytest
+
+from tests.helpers import query
+
+pytestmark = pytest.mark.e2e
+
+STEPS = ["db", "db-ready", "migrate", "api-start", "api-health"]
+
+
+def step_lines(output: str) -> dict[str, str]:
+    found = {}
+    for line in output.splitlines():
+        if line.startswith("::STEP::"):
+            _, _, name, status = line.split("::")
+            found[name] = status
+    return found
+
+
+def test_up_status_down_as_a_user_types_them(project):
+    first = project.invoke("up")
+    assert first.returncode == 0, first.stderr
+    assert step_lines(first.stdout) == dict.fromkeys(STEPS, "OK")
+    state = json.loads(project.state_file.read_text())
+    password = state["db"]["password"]
+    port = state["db"]["port"]
+    assert stat.S_IMODE(project.state_file.stat().st_mode) == 0o600
+    assert f"127.0.0.1:{port}" in first.stdout and "***" in first.stdout
+    assert f"http://127.0.0.1:{project.env['OPS_API_PORT']}" in first.stdout
+
+    again = project.invoke("up")
+    assert again.returncode == 0
+    assert step_lines(again.stdout) == {
+        "db": "SKIP", "db-ready": "OK", "migrate": "SKIP", "api-start": "SKIP", "api-health": "OK"
+    }  # fmt: skip
+
+    status = project.invoke("status")
+    assert status.returncode == 0, status.stdout
+    assert status.stdout.count("healthy ") == 2
+
+    logs = project.invoke("logs", "db", "-n", "5")
+    assert logs.returncode == 0 and logs.stdout.strip()
+
+    down = project.invoke("down")
+    assert down.returncode == 0
+    assert project.invoke("status").returncode == 1
+
+    for result in (first, again, status, logs, down):
+        assert password not in result.stdout + result.stderr
+    assert all(password not in p.read_text() for p in (project.root / ".ops" / "logs").glob("*.log"))
+
+
+def test_kill_9_of_api_then_of_postgres_heals_with_data_intact(project):
+    assert project.invoke("up").returncode == 0
+    state = json.loads(project.state_file.read_text())
+    url = (
+        f"postgresql+psycopg://{state['db']['user']}:{state['db']['password']}"
+        f"@127.0.0.1:{state['db']['port']}/{state['db']['database']}"
+    )
+    query(url, "CREATE TABLE keepsake (n int)")
+    query(url, "INSERT INTO keepsake VALUES (42)")
+
+    os.kill(state["api"]["pid"], signal.SIGKILL)
+    healed = project.invoke("up")
+    assert healed.returncode == 0, healed.stderr
+    assert step_lines(healed.stdout)["db"] == "SKIP"
+    assert step_lines(healed.stdout)["api-start"] == "OK"
+
+    os.kill(state["db"]["pid"], signal.SIGKILL)
+    healed = project.invoke("up")
+    assert healed.returncode == 0, healed.stderr
+    assert step_lines(healed.stdout)["db"] == "OK"
+    assert query(url, "SELECT n FROM keepsake") == [(42,)]
+    assert project.invoke("status").returncode == 0
+
+
+def test_app_that_cannot_import_fails_fast_with_its_error(project):
+    (project.root / "app" / "main.py").write_text("import no_such_module_xyz\n")
+    result = project.invoke("up", timeout=60)
+    assert result.returncode == 6
+    assert step_lines(result.stdout)["api-health"] == "FAIL"
+    assert "No module named 'no_such_module_xyz'" in result.stderr  # the log tail is shown
+    assert "ModuleNotFoundError" in result.stderr.split("---- last log lines ----")[1]  # from api.log
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: uvicorn exited with code")
+    ledger = json.loads(project.state_file.read_text())["steps"]
+    assert ledger[-1]["name"] == "api-health" and ledger[-1]["status"] == "FAIL"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "message"),
+    [
+        (["up", "--backend", "nope"], {}, 2, "invalid setting backend 'nope'"),
+        (["up", "--api-port", "http"], {}, 2, "invalid setting api_port 'http'"),
+        (["up", "--backend", "docker"], {}, 3, "docker backend is not available"),
+        (["up", "--backend", "external"], {}, 2, "the external backend needs DATABASE_URL"),
+        (["up"], {"DATABASE_URL": "postgresql+asyncpg://u:pw@h/db", "OPS_BACKEND": "external"}, 2, "asyncpg"),
+        (["logs", "nope"], {}, 2, "unknown log 'nope'"),
+        (["migrate"], {}, 4, "never been started"),
+    ],
+)
+def test_bad_input_is_one_clear_line_and_a_documented_exit_code(project, args, env, code, message):
+    project.env.update(env)
+    result = project.invoke(*args, timeout=60)
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+    assert message in result.stderr

@@ -1,0 +1,35 @@
+"""Helpers shared by the integration and end-to-end tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from ops.procs import free_port
+from ops.settings import Settings, build_settings
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def stack_settings(state_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a throwaway stack: its own state dir, free API port, embedded backend, quick waits."""
+    flags: dict[str, Any] = {
+        "state_dir": str(state_dir),
+        "backend": "embedded",
+        "api_port": free_port(),
+        "seed": False,
+        "db_ready_timeout": 20,
+        "api_health_timeout": 20,
+    }
+    flags.update(overrides)
+    return build_settings(PROJECT_DIR, flags=flags)
+
+
+def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement as the app's role (URL in SQLAlchemy form) and return its rows."""
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=3) as conn:
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []

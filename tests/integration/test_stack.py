@@ -1,0 +1,106 @@
+"""`up`, `down` and `status` in-process against a real embedded PostgreSQL and a real uvicorn."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import httpx
+import pytest
+
+from ops import stack
+from ops.errors import PortInUse
+from ops.state import load_state
+from tests.helpers import query, stack_settings
+
+
+@pytest.fixture
+def settings(tmp_path):
+    settings = stack_settings(tmp_path)
+    yield settings
+    stack.down(settings, emit=lambda _line: None)
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+def health(settings) -> httpx.Response:
+    return httpx.get(f"{settings.api_url}/health", timeout=5, trust_env=False)
+
+
+def test_up_down_up_keeps_data_and_port(settings):
+    first = stack.up(settings, emit=quiet)
+    url = first.endpoint.url()
+    query(url, "CREATE TABLE keepsake (note text)")
+    query(url, "INSERT INTO keepsake VALUES ('μῆνιν ἄειδε')")
+    stack.down(settings, emit=quiet)
+    assert not all(c.healthy for c in stack.status(settings))
+
+    second = stack.up(settings, emit=quiet)
+    assert second.endpoint.port == first.endpoint.port  # kept while it stays free
+    assert query(second.endpoint.url(), "SELECT note FROM keepsake") == [("μῆνιν ἄειδε",)]
+    assert all(c.healthy for c in stack.status(settings))
+
+
+def test_up_twice_changes_nothing(settings):
+    stack.up(settings, emit=quiet)
+    pid_before = load_state(settings.state_file)["api"]["pid"]
+    lines: list[str] = []
+    stack.up(settings, emit=lines.append)
+    assert lines == [
+        "::STEP::db::SKIP",
+        "::STEP::db-ready::OK",
+        "::STEP::migrate::SKIP",
+        "::STEP::api-start::SKIP",
+        "::STEP::api-health::OK",
+    ]
+    assert load_state(settings.state_file)["api"]["pid"] == pid_before
+
+
+def test_health_is_503_with_the_reason_when_the_database_stops(settings):
+    stack.up(settings, emit=quiet)
+    assert health(settings).status_code == 200
+    state = load_state(settings.state_file)
+    os.kill(state["db"]["pid"], signal.SIGKILL)
+    response = health(settings)
+    assert response.status_code == 503
+    assert "database unreachable" in response.json()["reason"]
+
+    lines: list[str] = []
+    stack.up(settings, emit=lines.append)  # heals: restarts only the database
+    assert "::STEP::db::OK" in lines and "::STEP::api-start::SKIP" in lines
+    assert health(settings).status_code == 200
+
+
+def test_health_is_503_when_migrations_are_pending(settings):
+    stack.up(settings, emit=quiet)
+    stack.migrate_stack(settings, "-1", emit=quiet)
+    response = health(settings)
+    assert response.status_code == 503
+    assert response.json()["reason"].startswith("migrations pending")
+    assert [c.healthy for c in stack.status(settings)] == [False, False]
+
+
+def test_recorded_port_taken_by_another_process_moves_to_a_free_one(settings):
+    first = stack.up(settings, emit=quiet)
+    stack.down(settings, emit=quiet)
+    import socket
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", first.endpoint.port))
+        squatter.listen()
+        second = stack.up(settings, emit=quiet)
+    assert second.endpoint.port != first.endpoint.port
+    assert health(settings).status_code == 200
+
+
+def test_api_port_in_use_is_a_clear_error(settings):
+    import socket
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", settings.api_port))
+        squatter.listen()
+        with pytest.raises(PortInUse, match=f"{settings.api_port} for the API is in use"):
+            stack.up(settings, emit=quiet)
+    assert load_state(settings.state_file)["steps"][-1]["status"] == "FAIL"

@@ -1,0 +1,92 @@
+"""The step ledger, the state file and the stack lock."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from ops.errors import ApiError, StackBusy
+from ops.state import StateProblem, load_state, load_state_or_fresh, save_state, stack_lock
+from ops.steps import FAIL, OK, SKIP, Ledger
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        self.now += 0.5
+        return self.now
+
+
+def test_steps_print_greppable_lines_and_record_outcomes():
+    lines, saved = [], []
+    ledger = Ledger(emit=lines.append, on_change=saved.append, clock=FakeClock())
+    with ledger.step("db"):
+        pass
+    with ledger.step("migrate") as step:
+        step.skip("already at head")
+    with pytest.raises(ApiError), ledger.step("api-health") as step:
+        step.attempts = 3
+        raise ApiError("uvicorn exited with code 3", "see api.log", evidence="ImportError: boom")
+    assert lines == ["::STEP::db::OK", "::STEP::migrate::SKIP", "::STEP::api-health::FAIL"]
+    statuses = [(s["name"], s["status"]) for s in saved[-1]]
+    assert statuses == [("db", OK), ("migrate", SKIP), ("api-health", FAIL)]
+    failed = ledger.failed
+    assert failed is not None and failed.name == "api-health"
+    assert failed.attempts == 3 and failed.duration_s == 0.5
+    assert failed.detail == "uvicorn exited with code 3 — see api.log"
+    assert failed.evidence == "ImportError: boom"
+
+
+def test_interrupt_is_recorded_as_failure():
+    ledger = Ledger(emit=lambda _line: None)
+    with pytest.raises(KeyboardInterrupt), ledger.step("db"):
+        raise KeyboardInterrupt
+    assert ledger.steps[0].status == FAIL and ledger.steps[0].detail == "interrupted"
+
+
+def test_state_file_is_written_atomically_with_mode_0600(tmp_path):
+    path = tmp_path / "state.json"
+    save_state(path, {"db": {"port": 5433}})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_state(path)["db"]["port"] == 5433
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temp file left behind
+
+
+def test_missing_state_is_empty(tmp_path):
+    assert load_state(tmp_path / "nope.json") == {}
+
+
+@pytest.mark.parametrize("content", ['{"db": {"port": 54', '{"version": 99}', "[1, 2]"])
+def test_unusable_state_is_set_aside_and_replaced_by_a_fresh_one(tmp_path, content):
+    path = tmp_path / "state.json"
+    path.write_text(content)
+    with pytest.raises(StateProblem):
+        load_state(path)
+    warnings = []
+    assert load_state_or_fresh(path, warnings.append) == {}
+    assert (tmp_path / "state.json.bad").read_text() == content
+    assert "starting from a fresh state" in warnings[0]
+
+
+def test_second_holder_of_the_stack_lock_fails_clearly(tmp_path):
+    with stack_lock(tmp_path):
+        pid = os.fork()
+        if pid == 0:  # a second process tries the same lock
+            try:
+                with stack_lock(tmp_path):
+                    os._exit(0)
+            except StackBusy:
+                os._exit(8)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 8
+    with stack_lock(tmp_path):  # released afterwards
+        pass
+
+
+def test_state_is_json_with_version(tmp_path):
+    path = tmp_path / "state.json"
+    save_state(path, {"stack": "x"})
+    assert json.loads(path.read_text())["version"] == 1
