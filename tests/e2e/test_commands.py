@@ -114,3 +114,22 @@ def test_bad_input_is_one_clear_line_and_a_documented_exit_code(project, args, e
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0
     assert message in result.stderr
+
+
+def test_invoke_yaml_is_read_and_env_then_flags_override_it(project):
+    (project.root / "invoke.yaml").write_text("ops:\n  backend: fromyaml\n")
+    project.env.pop("OPS_BACKEND")
+    from_yaml = project.invoke("up", timeout=60)
+    assert from_yaml.returncode == 2 and "backend 'fromyaml'" in from_yaml.stderr
+
+    project.env["OPS_BACKEND"] = "fromenv"
+    from_env = project.invoke("up", timeout=60)
+    assert from_env.returncode == 2 and "backend 'fromenv'" in from_env.stderr
+
+    from_flag = project.invoke("up", "--backend", "fromflag", timeout=60)
+    assert from_flag.returncode == 2 and "backend 'fromflag'" in from_flag.stderr
+
+    project.env["OPS_BACKEND"] = "embedded"
+    (project.root / "invoke.yaml").write_text("ops:\n  bakend: docker\n")
+    typo = project.invoke("status", timeout=60)
+    assert typo.returncode == 2 and "unknown setting 'bakend'" in typo.stderr
