@@ -108,7 +108,7 @@ def status(c, stack=None, state_dir=None):
         "n": "how many lines to show (default 50)",
         "follow": "keep printing new lines until Ctrl-C",
         **STACK_FLAGS,
-    }
+    },
 )
 def logs(c, component=None, n=None, follow=False, stack=None, state_dir=None):
     """Show the stack's logs (redacted)."""
@@ -134,7 +134,10 @@ def logs(c, component=None, n=None, follow=False, stack=None, state_dir=None):
                 print(line, flush=True)
 
 
-@task(positional=["revision"], help={"revision": "target revision: head (default), base, an id, +1 or -1", **STACK_FLAGS})
+@task(
+    positional=["revision"],
+    help={"revision": "target revision: head (default), base, an id, +1 or -1", **STACK_FLAGS},
+)
 def migrate(c, revision="head", stack=None, state_dir=None):
     """Run Alembic migrations against the stack's database (up or down)."""
     from ops import stack as ops_stack

@@ -72,7 +72,9 @@ class HashedNgramEmbedder:
 
     def _embed_one(self, text: str) -> list[float]:
         dim = self._dim
-        counts = Counter(chain.from_iterable(_word_keys(word, dim, self._sizes) for word in fold(text).split()))
+        counts = Counter(
+            chain.from_iterable(_word_keys(word, dim, self._sizes) for word in fold(text).split())
+        )
         vector = [0.0] * dim
         for key, count in counts.items():
             if key < dim:

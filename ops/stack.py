@@ -75,7 +75,11 @@ def up(settings: Settings, emit: Emit = print, seed: Callable[[Endpoint], str] |
     """Bring the stack to healthy, doing only what is not already so."""
     with session(settings, "up", emit) as run:
         backend, why = select_backend(settings, run.state)
-        endpoint = _db_steps(run, backend, why)
+        emit(f"backend: {backend.name} ({why})")
+        try:
+            endpoint = _db_steps(run, backend, why)
+        finally:
+            backend.save_log()
         if seed is not None and settings.seed:
             with run.ledger.step("seed") as step:
                 step.detail = seed(endpoint)

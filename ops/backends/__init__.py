@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ops.backends.base import DatabaseBackend, Endpoint, Started
-from ops.errors import BackendUnavailable
 from ops.settings import Settings
 
 __all__ = ["DatabaseBackend", "Endpoint", "Started", "select_backend"]
@@ -15,7 +14,7 @@ def select_backend(settings: Settings, state: dict[str, Any]) -> tuple[DatabaseB
     """The backend for this stack, and why it was chosen.
 
     `auto` keeps the backend the stack already has; a new stack gets docker when an
-    engine answers, else embedded.
+    engine answers a ping within a short timeout, else embedded.
     """
     choice, why = settings.backend, "chosen by setting"
     if choice == "auto":
@@ -23,7 +22,11 @@ def select_backend(settings: Settings, state: dict[str, Any]) -> tuple[DatabaseB
         if recorded in ("embedded", "docker", "external"):
             choice, why = recorded, "the stack already uses it"
         else:
-            choice, why = "embedded", "auto: the docker backend is not available in this version"
+            from ops.engine import engine_answers
+
+            answers, reason = engine_answers()
+            choice = "docker" if answers else "embedded"
+            why = f"auto: {reason}" if answers else f"auto: {reason}; using embedded"
     if choice == "embedded":
         from ops.backends.embedded import EmbeddedBackend
 
@@ -32,7 +35,6 @@ def select_backend(settings: Settings, state: dict[str, Any]) -> tuple[DatabaseB
         from ops.backends.external import ExternalBackend
 
         return ExternalBackend(settings, state), why
-    raise BackendUnavailable(
-        "the docker backend is not available in this version",
-        "use --backend embedded (the default) or --backend external with DATABASE_URL",
-    )
+    from ops.backends.docker import DockerBackend
+
+    return DockerBackend(settings, state), why

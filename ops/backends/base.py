@@ -90,6 +90,9 @@ class DatabaseBackend(ABC):
     def describe(self) -> dict[str, Any]:
         """Facts for status and diagnose (pid or container, state, data location)."""
 
+    def save_log(self) -> None:  # noqa: B027 - an optional hook, a no-op by default
+        """Bring the server's log up to date in the stack's logs directory (if kept elsewhere)."""
+
     @property
     @abstractmethod
     def log_path(self) -> Path | None:

@@ -100,7 +100,7 @@ def test_app_that_cannot_import_fails_fast_with_its_error(project):
     [
         (["up", "--backend", "nope"], {}, 2, "invalid setting backend 'nope'"),
         (["up", "--api-port", "http"], {}, 2, "invalid setting api_port 'http'"),
-        (["up", "--backend", "docker"], {}, 3, "docker backend is not available"),
+        (["up", "--backend", "docker"], {"DOCKER_HOST": "unix:///nonexistent.sock"}, 3, "no Docker engine"),
         (["up", "--backend", "external"], {}, 2, "the external backend needs DATABASE_URL"),
         (["up"], {"DATABASE_URL": "postgresql+asyncpg://u:pw@h/db", "OPS_BACKEND": "external"}, 2, "asyncpg"),
         (["logs", "nope"], {}, 2, "unknown log 'nope'"),

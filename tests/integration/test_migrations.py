@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -34,7 +35,7 @@ def test_upgrade_to_head_then_downgrade_to_base_and_back(server, tmp_path):
     result = migrate(PROJECT_DIR, url, log_file=log)
     assert (result.before, result.after, result.direction) == (None, head_revision(PROJECT_DIR), "up")
     assert {"language", "work", "text_segment", "token", "alembic_version"} <= tables(url)
-    for old, new in zip(OLD_CHAIN, OLD_CHAIN[1:], strict=False):
+    for old, new in itertools.pairwise(OLD_CHAIN):
         assert f"Running upgrade {old} -> {new}" in log.read_text()
     indexes = {name for (name,) in query(url, "SELECT indexname FROM pg_indexes WHERE schemaname='public'")}
     assert {"ix_text_segment_emb_hnsw", "ix_text_segment_text_fold_trgm", "uq_language_code"} <= indexes

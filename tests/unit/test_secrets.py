@@ -10,8 +10,7 @@ def test_mask_dsn_hides_the_password():
 
 def test_redact_masks_known_secrets_dsns_and_assignments():
     text = (
-        "url=postgresql://u:hunter2@h/db PGPASSWORD=abc123 POSTGRES_PASSWORD: 'xyz' "
-        "token other-secret-value"
+        "url=postgresql://u:hunter2@h/db PGPASSWORD=abc123 POSTGRES_PASSWORD: 'xyz' token other-secret-value"
     )
     out = redact(text, ["other-secret-value"])
     for secret in ("hunter2", "abc123", "xyz", "other-secret-value"):
