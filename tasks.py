@@ -77,13 +77,22 @@ def _seeder(settings: Settings) -> Any:
     return seed_iliad_book_one
 
 
-@task(help={"volumes": "also delete the database's data", **STACK_FLAGS})
-def down(c, volumes=False, stack=None, state_dir=None):
+@task(
+    help={
+        "volumes": "also delete the database's data",
+        "all": "remove every container and volume this harness labelled in Docker, of any stack",
+        **STACK_FLAGS,
+    }
+)
+def down(c, volumes=False, all_=False, stack=None, state_dir=None):
     """Stop the API and PostgreSQL; keep the data unless --volumes."""
     from ops import stack as ops_stack
 
     with _errors():
-        done = ops_stack.down(_settings(c, stack=stack, state_dir=state_dir), volumes=volumes)
+        settings = _settings(c, stack=stack, state_dir=state_dir)
+        done = ops_stack.down(settings, volumes=volumes)
+        if all_:
+            done += ops_stack.remove_all_labelled()
         print("\n".join(done) if done else "nothing was running")
 
 

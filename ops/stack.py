@@ -176,6 +176,18 @@ def down(settings: Settings, volumes: bool = False, emit: Emit = print) -> list[
     return done
 
 
+def remove_all_labelled() -> list[str]:
+    """`down --all`: every Docker container and volume the harness labelled, of any stack."""
+    from ops.backends.docker import remove_all
+    from ops.engine import connect
+
+    client = connect()
+    try:
+        return [f"removed {item}" for item in remove_all(client)]
+    finally:
+        client.close()
+
+
 @dataclass(frozen=True)
 class Component:
     name: str

@@ -1,0 +1,122 @@
+"""The docker backend against a real engine: ports read from the engine, data kept, leftovers healed."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+import httpx
+import pytest
+
+from ops import stack
+from ops.errors import BackendUnavailable
+from ops.state import load_state
+from tests.helpers import query
+
+pytestmark = pytest.mark.docker
+
+
+def quiet(_line: str) -> None:
+    pass
+
+
+def container_of(engine, settings):
+    return engine.containers.get(f"homer-ops-{settings.stack}-db")
+
+
+def healthy(settings) -> bool:
+    response = httpx.get(f"{settings.api_url}/health", timeout=5, trust_env=False)
+    return response.status_code == 200
+
+
+@contextlib.contextmanager
+def hold_port(port: int):
+    """Occupy 127.0.0.1:port (if we can) so that nothing can silently use it."""
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+    except OSError:
+        pass
+    try:
+        yield
+    finally:
+        sock.close()
+
+
+def test_the_port_the_engine_mapped_is_used_by_migrations_api_and_status(engine, make_stack):
+    settings = make_stack()
+    with hold_port(5432):  # the old script's guess can never be right here
+        result = stack.up(settings, emit=quiet)
+        container = container_of(engine, settings)
+        bindings = container.attrs["NetworkSettings"]["Ports"]["5432/tcp"]
+        assert [(b["HostIp"], int(b["HostPort"])) for b in bindings] == [("127.0.0.1", result.endpoint.port)]
+        assert result.endpoint.port != 5432
+        assert load_state(settings.state_file)["db"]["port"] == result.endpoint.port
+        assert healthy(settings)  # the API reached the database on the mapped port
+        db_line = stack.status(settings)[0]
+        assert db_line.healthy and f"127.0.0.1:{result.endpoint.port}" in db_line.line
+    labels = container.labels
+    assert labels["homer-ops.stack"] == settings.stack
+    assert {"homer-ops.run-id", "homer-ops.owner-pid", "homer-ops.created", "homer-ops.image"} <= set(labels)
+
+
+def test_up_down_up_keeps_the_data_in_the_volume(engine, make_stack):
+    settings = make_stack()
+    url = stack.up(settings, emit=quiet).endpoint.url()
+    query(url, "CREATE TABLE keepsake (verse text)")
+    query(url, "INSERT INTO keepsake VALUES ('ἄνδρα μοι ἔννεπε')")
+    stack.down(settings, emit=quiet)
+    assert container_of(engine, settings).status == "exited"
+    assert engine.volumes.get(f"homer-ops-{settings.stack}-pgdata")
+
+    again = stack.up(settings, emit=quiet)
+    assert query(again.endpoint.url(), "SELECT verse FROM keepsake") == [("ἄνδρα μοι ἔννεπε",)]
+    assert healthy(settings)
+
+
+def test_docker_kill_then_up_heals_with_data_intact(engine, make_stack):
+    settings = make_stack()
+    url = stack.up(settings, emit=quiet).endpoint.url()
+    query(url, "CREATE TABLE keepsake (n int)")
+    query(url, "INSERT INTO keepsake VALUES (7)")
+    container_of(engine, settings).kill()
+
+    lines: list[str] = []
+    healed = stack.up(settings, emit=lines.append)
+    assert "::STEP::db::OK" in lines
+    assert query(healed.endpoint.url(), "SELECT n FROM keepsake") == [(7,)]
+    assert healthy(settings)
+
+
+def test_leftover_of_a_crashed_run_is_reused_even_without_its_state(engine, make_stack):
+    settings = make_stack()
+    stack.up(settings, emit=quiet)
+    stack.down(settings, emit=quiet)  # the container stays, stopped, as after a crash
+    settings.state_file.unlink()  # and the run's state is lost with it
+    result = stack.up(settings, emit=quiet)
+    assert healthy(settings)
+    assert container_of(engine, settings).status == "running"
+    assert load_state(settings.state_file)["db"]["port"] == result.endpoint.port
+
+
+def test_two_stacks_run_side_by_side(engine, make_stack):
+    first, second = make_stack(), make_stack()
+    a = stack.up(first, emit=quiet)
+    b = stack.up(second, emit=quiet)
+    assert a.endpoint.port != b.endpoint.port
+    assert container_of(engine, first).id != container_of(engine, second).id
+    assert healthy(first) and healthy(second)
+
+
+def test_a_same_named_container_we_did_not_create_is_never_touched(engine, make_stack):
+    settings = make_stack()
+    image = engine.images.list()[0]
+    stranger = engine.containers.create(image.id, name=f"homer-ops-{settings.stack}-db", command=["true"])
+    try:
+        with pytest.raises(BackendUnavailable, match="was not created by this harness"):
+            stack.up(settings, emit=quiet)
+        stranger.reload()
+        assert stranger.status == "created"
+    finally:
+        stranger.remove(force=True)
