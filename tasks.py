@@ -70,11 +70,42 @@ def up(c, backend=None, api_port=None, db_port=None, stack=None, state_dir=None)
 
 
 def _seeder(settings: Settings) -> Any:
-    try:
-        from ops.seed import seed_iliad_book_one
-    except ModuleNotFoundError:
-        return None
+    from ops.ingest import seed_iliad_book_one
+
     return seed_iliad_book_one
+
+
+@task(
+    help={
+        "work": "iliad (default), odyssey or all",
+        "books": "a book or a range, e.g. 1 or 1-3 (default: all books)",
+        **STACK_FLAGS,
+    }
+)
+def ingest(c, work="iliad", books=None, stack=None, state_dir=None):
+    """Load Homer into the stack's database (idempotent: again changes nothing)."""
+    from ops import ingest as ops_ingest
+    from ops import stack as ops_stack
+    from ops.errors import DatabaseError, UsageError
+    from ops.state import load_state_or_fresh
+
+    with _errors():
+        settings = _settings(c, stack=stack, state_dir=state_dir)
+        if work not in ("iliad", "odyssey", "all"):
+            raise UsageError(f"unknown work {work!r}", "choose iliad, odyssey or all")
+        book_range = ops_ingest.parse_books(books)
+        endpoint = ops_stack.recorded_endpoint(settings, load_state_or_fresh(settings.state_file))
+        if endpoint is None:
+            raise DatabaseError("the stack's database has never been started", "run `invoke up` first")
+        progress = (
+            (lambda line: print(f"  {line}", file=sys.stderr, flush=True)) if sys.stderr.isatty() else None
+        )
+        report = ops_ingest.load(endpoint, work, book_range, progress)
+        rate = report.inserted / report.seconds if report.seconds else 0.0
+        print(
+            f"{'+'.join(report.works)}: {report.inserted} verses inserted, {report.skipped} already present, "
+            f"{report.tokens} tokens, {report.seconds:.1f} s ({rate:.0f} verses/s)"
+        )
 
 
 @task(
@@ -180,5 +211,5 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-ns = Collection(up, down, status, logs, migrate, test)
+ns = Collection(up, down, status, logs, migrate, ingest, test)
 ns.configure({"ops": dict(DEFAULTS)})

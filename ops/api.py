@@ -44,11 +44,15 @@ def probe(url: str, timeout: float = 1.0) -> Health:
 
 
 def is_ours(pid: int | None, settings: Settings) -> bool:
-    """True if `pid` is alive and is this stack's uvicorn."""
+    """True if `pid` is alive and is a uvicorn of this project's app (whatever its port)."""
     if not pid or not pid_alive(pid):
         return False
     line = cmdline(pid)
-    return "uvicorn" in line and settings.app in line and f"--port {settings.api_port}" in line
+    try:
+        cwd = Path(f"/proc/{pid}/cwd").resolve()
+    except OSError:
+        return False
+    return "uvicorn" in line and settings.app in line and cwd == settings.project_dir
 
 
 def start(settings: Settings, database_url: str) -> int:

@@ -1,0 +1,70 @@
+"""Loading Homer into the stack: the `seed` step of `up`, and `invoke ingest`.
+
+The parsing and writing are the service's own (`app.ingest`); this module only points
+them at the stack's database and turns their failures into the harness's errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+
+import psycopg
+from sqlalchemy.exc import DBAPIError
+
+from ops.backends.base import Endpoint
+from ops.dbcheck import first_line
+from ops.errors import DatabaseError, IngestError, UsageError
+from ops.secrets import redact
+
+SEED_WORK, SEED_BOOKS = "iliad", (1,)
+
+
+def seed_iliad_book_one(endpoint: Endpoint) -> str:
+    """Load Iliad Book 1 into an empty database; leave a database with any text alone."""
+    try:
+        with psycopg.connect(**endpoint.connect_kwargs()) as conn:
+            row = conn.execute("SELECT count(*) FROM text_segment").fetchone()
+    except psycopg.Error as exc:
+        raise _database_error(exc, endpoint) from None
+    if row and row[0]:
+        return f"already seeded: {row[0]} verses present"
+    report = load(endpoint, SEED_WORK, SEED_BOOKS)
+    return f"Iliad book 1: {report.inserted} verses in {report.seconds:.2f} s"
+
+
+def load(
+    endpoint: Endpoint,
+    work: str,
+    books: Collection[int] | None = None,
+    progress: Callable[[str], None] | None = None,
+):  # type: ignore[no-untyped-def]
+    """Run the service's ingest against the stack; IngestError (nothing written) on failure."""
+    from app import ingest as app_ingest
+
+    try:
+        return app_ingest.ingest(endpoint.url(), work, books, progress)
+    except app_ingest.IngestError as exc:
+        raise IngestError(str(exc), "nothing was written; fix the input and run again") from None
+    except (DBAPIError, psycopg.Error) as exc:
+        raise _database_error(exc, endpoint) from None
+
+
+def _database_error(exc: BaseException, endpoint: Endpoint) -> DatabaseError:
+    reason = first_line(getattr(exc, "orig", None) or exc)
+    return DatabaseError(
+        f"ingest could not use the database: {redact(reason, [endpoint.password])}",
+        "nothing was written; check `invoke status`",
+    )
+
+
+def parse_books(value: str | None) -> range | None:
+    """'3' or '1-3' as a range of books, None for all; UsageError if malformed."""
+    if value is None:
+        return None
+    first, _, last = value.partition("-")
+    if not first.isdigit() or not (last or first).isdigit():
+        raise UsageError(f"--books must look like 3 or 1-3, not {value!r}")
+    start, stop = int(first), int(last or first)
+    if start < 1 or stop < start:
+        raise UsageError(f"--books {value!r}: need 1 <= first <= last")
+    return range(start, stop + 1)
