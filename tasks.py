@@ -211,5 +211,32 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-ns = Collection(up, down, status, logs, migrate, ingest, test)
+@task(help={"repeats": "runs per figure (default 3); medians are reported"})
+def bench(c, repeats=None):
+    """Measure cold and warm `up` against the bare steps; writes artifacts/bench.json."""
+    import json
+
+    from ops.bench import stack_figures
+    from ops.errors import UsageError
+
+    with _errors():
+        if repeats is not None and (not str(repeats).isdigit() or int(repeats) < 1):
+            raise UsageError(f"--repeats must be a positive whole number, not {repeats!r}")
+        figures = stack_figures(PROJECT_DIR, int(repeats or 3))
+    out = PROJECT_DIR / "artifacts" / "bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    bare = figures["bare_s"]["total_s"]
+    print(
+        f"cold up   {figures['cold_up_s']:.2f} s   bare steps {bare:.2f} s   ratio {figures['cold_up_s'] / bare:.2f}"
+    )
+    print(f"warm up   {figures['warm_up_s']:.2f} s")
+    for name, seconds in figures["cold_up_steps_s"].items():
+        print(f"  step {name:<11} {seconds:.3f} s")
+    for name, seconds in figures["bare_s"].items():
+        print(f"  bare {name:<20} {seconds:.3f} s")
+    print(f"written to {out}")
+
+
+ns = Collection(up, down, status, logs, migrate, ingest, test, bench)
 ns.configure({"ops": dict(DEFAULTS)})
