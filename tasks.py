@@ -227,9 +227,8 @@ def bench(c, repeats=None):
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(figures, indent=2) + "\n")
     bare = figures["bare_s"]["total_s"]
-    print(
-        f"cold up   {figures['cold_up_s']:.2f} s   bare steps {bare:.2f} s   ratio {figures['cold_up_s'] / bare:.2f}"
-    )
+    cold = figures["cold_up_s"]
+    print(f"cold up   {cold:.2f} s   bare steps {bare:.2f} s   ratio {cold / bare:.2f}")
     print(f"warm up   {figures['warm_up_s']:.2f} s")
     for name, seconds in figures["cold_up_steps_s"].items():
         print(f"  step {name:<11} {seconds:.3f} s")

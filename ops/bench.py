@@ -96,7 +96,7 @@ def bare_steps(project: Path) -> dict[str, float]:
                 env=env,
                 check=True,
                 capture_output=True,
-            )  # fmt: skip
+            )
         )
         began = time.perf_counter()
         api = subprocess.Popen([sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(api_port)],
