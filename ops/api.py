@@ -7,7 +7,9 @@ code and the log's last lines, if the child dies first: nobody waits on the dead
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -123,6 +125,22 @@ def exit_code(pid: int) -> int | None:
     return None
 
 
-def stop(pid: int | None) -> bool:
+def stop(pid: int | None, grace: float = 5.0) -> bool:
     """Stop the API process group; True if something was running."""
-    return bool(pid) and terminate(int(pid))  # type: ignore[arg-type]
+    if not pid:
+        return False
+    ours = next((child for child in _children if child.pid == pid), None)
+    if ours is None:
+        return terminate(int(pid), grace)
+    _children.remove(ours)
+    if ours.poll() is not None:
+        return False
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(ours.pid, sig)
+        try:
+            ours.wait(timeout=grace)  # reaps it: no zombie, no exit-time warning
+            return True
+        except subprocess.TimeoutExpired:
+            continue
+    return False

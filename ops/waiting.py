@@ -30,6 +30,7 @@ TRANSIENT_SQLSTATES = frozenset({"57P01", "57P03", "08000", "08003", "08006"})
 TRANSIENT_MESSAGES = (
     "connection refused",
     "the database system is starting up",
+    "the database system is not yet accepting connections",
     "the database system is shutting down",
     "the database system is in recovery mode",
     "server closed the connection unexpectedly",

@@ -15,6 +15,7 @@ NO_WAIT = WaitPolicy(attempts=5, timeout=10, wait_initial=0, wait_max=0)
     [
         psycopg.OperationalError('connection to server at "127.0.0.1", port 5433 failed: Connection refused'),
         psycopg.OperationalError("server closed the connection unexpectedly"),
+        psycopg.OperationalError("FATAL:  the database system is not yet accepting connections"),
         psycopg.errors.lookup("57P03")("the database system is starting up"),
         ConnectionRefusedError(),
         NotReady("503"),
