@@ -8,22 +8,26 @@ owner pid, creation time, image), so that leftovers of a crashed run are found b
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from docker.errors import APIError, ImageNotFound, NotFound
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
+from requests.exceptions import RequestException
 
 from ops.backends.base import DatabaseBackend, Endpoint, Started
-from ops.engine import connect
-from ops.errors import BackendUnavailable, DatabaseError
+from ops.engine import connect, engine_address
+from ops.errors import BackendUnavailable, DatabaseError, OpsError
 from ops.secrets import new_password, redact
 from ops.settings import Settings
 
+T = TypeVar("T")
 LABEL = "homer-ops"
 PGDATA = "/var/lib/postgresql/18/docker"
 VOLUME_MOUNT = "/var/lib/postgresql"
@@ -39,6 +43,30 @@ def labels_for(settings: Settings, run_id: str, image: str) -> dict[str, str]:
         f"{LABEL}.image": image,
         f"{LABEL}.project": str(settings.project_dir),
     }
+
+
+def _engine_errors(method: Callable[..., T]) -> Callable[..., T]:
+    """An engine that stops answering or refuses a request is one clear line, not a traceback."""
+
+    @functools.wraps(method)
+    def wrapper(self: DockerBackend, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except OpsError:
+            raise
+        except APIError as exc:
+            action = method.__name__.strip("_").replace("_", " ")
+            raise BackendUnavailable(
+                f"the Docker engine refused to {action}: {str(exc.explanation or exc)[:200]}",
+                "see `docker ps -a`, `docker volume ls` and `invoke logs db`",
+            ) from None
+        except (DockerException, RequestException) as exc:
+            raise BackendUnavailable(
+                f"the Docker engine stopped answering at {engine_address()} ({type(exc).__name__})",
+                "start dockerd again, then run `invoke up`",
+            ) from None
+
+    return wrapper
 
 
 class DockerBackend(DatabaseBackend):
@@ -65,6 +93,7 @@ class DockerBackend(DatabaseBackend):
 
     # --- interface -------------------------------------------------------------------
 
+    @_engine_errors
     def start(self) -> Started:
         container = self._find()
         notes: list[str] = []
@@ -102,6 +131,7 @@ class DockerBackend(DatabaseBackend):
         endpoint = Endpoint("127.0.0.1", port, self.settings.db_user, password, self.settings.db_name)
         return Started(endpoint, reused, "; ".join(notes))
 
+    @_engine_errors
     def assert_alive(self) -> None:
         container = self._find()
         if container is None:
@@ -117,10 +147,12 @@ class DockerBackend(DatabaseBackend):
             evidence=self._container_log(container, self.settings.log_tail_lines),
         )
 
+    @_engine_errors
     def is_running(self) -> bool:
         container = self._find()
         return container is not None and container.status == "running"
 
+    @_engine_errors
     def stop(self) -> bool:
         container = self._find()
         if container is None:
@@ -130,6 +162,7 @@ class DockerBackend(DatabaseBackend):
         container.stop(timeout=20)
         return was_running
 
+    @_engine_errors
     def destroy(self) -> bool:
         removed = False
         container = self._find()
@@ -145,6 +178,7 @@ class DockerBackend(DatabaseBackend):
             self.db.pop(key, None)
         return removed
 
+    @_engine_errors
     def describe(self) -> dict[str, Any]:
         container = self._find()
         if container is None:
@@ -159,6 +193,7 @@ class DockerBackend(DatabaseBackend):
             "volume": self.volume_name,
         }
 
+    @_engine_errors
     def save_log(self) -> None:
         """Copy the container's log into .ops/logs/db.log (redacted)."""
         container = self._find()

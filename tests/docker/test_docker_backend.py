@@ -120,3 +120,37 @@ def test_a_same_named_container_we_did_not_create_is_never_touched(engine, make_
         assert stranger.status == "created"
     finally:
         stranger.remove(force=True, v=True)
+
+
+def test_a_dead_container_is_reported_with_its_exit_code_and_log(engine, make_stack):
+    from ops.backends.docker import DockerBackend
+    from ops.errors import DatabaseError
+
+    settings = make_stack()
+    stack.up(settings, emit=quiet)
+    container_of(engine, settings).kill()
+    backend = DockerBackend(settings, load_state(settings.state_file))
+    with pytest.raises(DatabaseError) as info:
+        backend.assert_alive()
+    assert "exit code 137" in info.value.message and "OOM killed: False" in info.value.message
+    assert "database system is ready to accept connections" in info.value.evidence
+    assert "database system is ready" in settings.logs_dir.joinpath("db.log").read_text()
+
+
+def test_volume_in_use_is_a_clear_error_and_keeps_the_data(engine, make_stack):
+    settings = make_stack()
+    url = stack.up(settings, emit=quiet).endpoint.url()
+    query(url, "CREATE TABLE keepsake (n int)")
+    volume = f"homer-ops-{settings.stack}-pgdata"
+    holder = engine.containers.create(
+        engine.images.list()[0].id, command=["true"], volumes={volume: {"bind": "/x", "mode": "ro"}}
+    )
+    try:
+        stack.down(settings, emit=quiet)
+        with pytest.raises(BackendUnavailable, match="refused to destroy"):
+            stack.down(settings, volumes=True, emit=quiet)
+        assert engine.volumes.get(volume)  # nothing lost
+    finally:
+        holder.remove(force=True, v=True)
+    again = stack.up(settings, emit=quiet)
+    assert query(again.endpoint.url(), "SELECT count(*) FROM keepsake") == [(0,)]
