@@ -2,46 +2,24 @@
 
 from __future__ import annotations
 
-import gc
 import secrets
-import warnings
 from collections.abc import Iterator
 
 import docker
 import pytest
-from docker.errors import DockerException
 
 from ops import stack
+from ops.engine import try_connect
 from ops.settings import Settings
 from tests.helpers import stack_settings
-
-
-def answering_engine() -> tuple[docker.DockerClient | None, str]:
-    """(client, "") when an engine answers a ping within 3 s, else (None, why)."""
-    engine: docker.DockerClient | None = None
-    reason = ""
-    with warnings.catch_warnings():
-        # A failed connect leaves the SDK's socket unclosed; let it go quietly, here and now.
-        warnings.simplefilter("ignore", ResourceWarning)
-        try:
-            engine = docker.from_env(timeout=3)
-            engine.ping()
-        except DockerException as exc:
-            reason = str(exc)
-            if engine is not None:
-                engine.close()
-            engine = None
-        gc.collect()
-    return engine, reason
 
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[docker.DockerClient]:
     """The real engine; every test using it is skipped, loudly, when none answers."""
-    client, reason = answering_engine()
+    client, reason = try_connect(timeout=600)  # an image build streams for a while
     if client is None:
         pytest.skip(f"NO DOCKER ENGINE ANSWERS ({reason}); tests/docker did not run — start dockerd")
-    client.api.timeout = 600  # an image build streams for a while
     yield client
     client.close()
 

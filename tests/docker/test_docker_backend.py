@@ -154,3 +154,19 @@ def test_volume_in_use_is_a_clear_error_and_keeps_the_data(engine, make_stack):
         holder.remove(force=True, v=True)
     again = stack.up(settings, emit=quiet)
     assert query(again.endpoint.url(), "SELECT count(*) FROM keepsake") == [(0,)]
+
+
+def test_auto_picks_docker_when_an_engine_answers_and_embedded_when_none_does(engine, tmp_path, monkeypatch):
+    from ops.backends import select_backend
+    from tests.helpers import stack_settings
+
+    settings = stack_settings(tmp_path, backend="auto")
+    backend, why = select_backend(settings, {})
+    assert backend.name == "docker" and "a Docker engine answers" in why
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    backend, why = select_backend(settings, {})
+    assert backend.name == "embedded" and "unix:///nonexistent/docker.sock" in why
+
+    backend, why = select_backend(settings, {"db": {"backend": "docker"}})
+    assert backend.name == "docker" and why == "the stack already uses it"
