@@ -19,48 +19,26 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import psycopg
 from pgvector import Vector
 from pgvector.psycopg import register_vector
 from sqlalchemy import Connection, Engine, create_engine, pool, text
 from sqlalchemy.engine import make_url
 
-from app.embedding import Embedder, default_embedder
+from app.catalog import LANGUAGE_CODE, LANGUAGE_NAME, WORKS, WorkSpec
+from app.embedding import EMBEDDING_DIM, Embedder, default_embedder
 from app.folding import fold, tokenize
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 TEI = "{http://www.tei-c.org/ns/1.0}"
-LANGUAGE_CODE, LANGUAGE_NAME = "grc", "Ancient Greek"
 INGEST_LOCK_KEY = 0x484F4D4552  # pg_advisory_xact_lock key: one ingest at a time ("HOMER")
 REBUILD_MIN_ROWS = 2000  # below this, new rows go into the HNSW index one by one
 
 
 class IngestError(Exception):
     """The input cannot be ingested (missing, malformed or unexpected file); nothing was written."""
-
-
-@dataclass(frozen=True)
-class WorkSpec:
-    slug: str
-    urn: str
-    title: str
-    author: str
-    filename: str
-
-
-WORKS: dict[str, WorkSpec] = {
-    spec.slug: spec
-    for spec in (
-        WorkSpec(
-            "iliad", "urn:cts:greekLit:tlg0012.tlg001.perseus-grc2", "Iliad", "Homer",
-            "tlg0012.tlg001.perseus-grc2.xml",
-        ),
-        WorkSpec(
-            "odyssey", "urn:cts:greekLit:tlg0012.tlg002.perseus-grc2", "Odyssey", "Homer",
-            "tlg0012.tlg002.perseus-grc2.xml",
-        ),
-    )
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -124,7 +102,7 @@ def parse_work(path: Path | str, books: Collection[int] | None = None) -> Parsed
         wanted = set(books)
         missing = sorted(wanted - {verse.book for verse in verses})
         if missing:
-            raise IngestError(f"{path}: no book(s) {_ranges(missing)} in this edition")
+            raise IngestError(f"{path}: no book(s) {', '.join(map(str, missing))} in this edition")
         verses = [verse for verse in verses if verse.book in wanted]
     return ParsedWork(path, edition.get("n") if edition is not None else None, verses)
 
@@ -192,10 +170,6 @@ def _check_unique(path: Path, verses: Sequence[Verse]) -> None:
         seen.add(key)
 
 
-def _ranges(numbers: Sequence[int]) -> str:
-    return ", ".join(str(n) for n in numbers)
-
-
 # --- writing ------------------------------------------------------------------------------
 
 
@@ -219,16 +193,20 @@ def ingest(
         say(f"{spec.slug}: parsed {len(result.verses)} verses in {len(result.books())} books")
         parsed.append((spec, result))
     embedder = embedder or default_embedder()
+    if embedder.dim != EMBEDDING_DIM:
+        raise ValueError(f"embedder gives {embedder.dim} dimensions, text_segment.emb has {EMBEDDING_DIM}")
     inserted = tokens = 0
     with _engine(url_or_engine) as engine, engine.begin() as conn:
         _prepare(conn)
         plans = [_plan(conn, spec, result.verses, say) for spec, result in parsed]
         new = sum(len(verses) for _, _, verses in plans)
-        with _vector_index_paused(conn, _worth_rebuilding(conn, new), say):
+        with _search_indexes_paused(conn, _worth_rebuilding(conn, new), say):
             for spec, work_id, verses in plans:
                 new_segments, new_tokens = _write_work(conn, spec, work_id, verses, embedder, say)
                 inserted += new_segments
                 tokens += new_tokens
+        if inserted:  # fresh statistics, so that the planner picks the trigram and HNSW indexes at once
+            conn.execute(text("ANALYZE text_segment, token"))
         say("committing")
     total = sum(len(result.verses) for _, result in parsed)
     return IngestReport(
@@ -278,7 +256,15 @@ def _prepare(conn: Connection) -> None:
             " ON COMMIT DROP"
         )
     )
-    register_vector(conn.connection.driver_connection)
+    register_vector(_driver(conn))
+
+
+def _driver(conn: Connection) -> psycopg.Connection[Any]:
+    """The psycopg connection under SQLAlchemy's, for COPY and the vector type."""
+    driver = conn.connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        raise TypeError(f"ingest needs the psycopg driver, not {type(driver).__name__}")
+    return driver
 
 
 def _plan(
@@ -295,7 +281,7 @@ def _plan(
 
 
 def _worth_rebuilding(conn: Connection, new: int) -> bool:
-    """Whether building the HNSW index afresh beats inserting `new` rows into it one by one.
+    """Whether building the search indexes afresh beats inserting `new` rows into them one by one.
 
     Measured here: an incremental HNSW insert costs about 1.2 ms a row, a fresh build about
     0.15 ms a row of the whole table, so a rebuild pays when the new rows are over ~1/8.
@@ -307,31 +293,35 @@ def _worth_rebuilding(conn: Connection, new: int) -> bool:
 
 
 @contextmanager
-def _vector_index_paused(conn: Connection, rebuild: bool, say: Progress) -> Iterator[None]:
-    """Drop the HNSW index(es) on text_segment for a bulk load, then build them again.
+def _search_indexes_paused(conn: Connection, rebuild: bool, say: Progress) -> Iterator[None]:
+    """Drop the search indexes (HNSW, trigram, token fold) for a bulk load, then build them again.
 
-    The definitions are read from the catalogue, so what migrations created is what comes
-    back. Dropping takes an exclusive lock on text_segment until commit: searches wait for
-    the few seconds of a bulk load; small loads (no rebuild) do not block readers.
+    Only indexes that back no constraint are touched, and their definitions are read from
+    the catalogue, so what migrations created is what comes back. Dropping takes an
+    exclusive lock on text_segment until commit: searches wait for the few seconds of a
+    bulk load; small loads (no rebuild) do not block readers.
     """
     if not rebuild:
         yield
         return
     definitions = conn.execute(
         text(
-            "SELECT indexname, indexdef FROM pg_indexes"
-            " WHERE schemaname = current_schema() AND tablename = 'text_segment'"
-            "   AND indexdef LIKE '%USING hnsw%' ORDER BY indexname"
+            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)"
+            " FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid"
+            " WHERE t.relname IN ('text_segment', 'token')"
+            "   AND t.relnamespace = current_schema()::regnamespace"
+            "   AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid)"
+            " ORDER BY 1"
         )
     ).all()
     for name, _definition in definitions:
-        conn.execute(text(f'DROP INDEX "{name}"'))
+        conn.execute(text(f"DROP INDEX {name}"))  # a regclass name, quoted by PostgreSQL as needed
     yield
     conn.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
-    for name, definition in definitions:
-        started = time.perf_counter()
+    started = time.perf_counter()
+    for _name, definition in definitions:
         conn.execute(text(definition))
-        say(f"rebuilt index {name} in {time.perf_counter() - started:.1f} s")
+    say(f"rebuilt {len(definitions)} search indexes in {time.perf_counter() - started:.1f} s")
 
 
 def _write_work(
@@ -343,17 +333,17 @@ def _write_work(
     vectors = embedder.embed([verse.text for verse in new])
     say(f"{spec.slug}: embedded {len(new)} verses")
     conn.execute(text("TRUNCATE stage_segment, stage_token"))
-    cursor = conn.connection.driver_connection.cursor()
-    with cursor.copy("COPY stage_segment FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int4", "int4", "text", "text", "vector", "bool"])
-        for verse, vector in zip(new, vectors, strict=True):
-            emb = Vector(vector) if any(vector) else None
-            copy.write_row((verse.book, verse.line, verse.text, fold(verse.text), emb, verse.deleted))
-    with cursor.copy("COPY stage_token FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int4", "int4", "int4", "text", "text"])
-        for verse in new:
-            for token in tokenize(verse.text):
-                copy.write_row((verse.book, verse.line, token.position, token.surface, token.fold))
+    with _driver(conn).cursor() as cursor:
+        with cursor.copy("COPY stage_segment FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int4", "int4", "text", "text", "vector", "bool"])
+            for verse, vector in zip(new, vectors, strict=True):
+                emb = Vector(vector) if any(vector) else None  # no letters: no vector (NULL)
+                copy.write_row((verse.book, verse.line, verse.text, fold(verse.text), emb, verse.deleted))
+        with cursor.copy("COPY stage_token FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int4", "int4", "int4", "text", "text"])
+            for verse in new:
+                for token in tokenize(verse.text):
+                    copy.write_row((verse.book, verse.line, token.position, token.surface, token.fold))
     segments = conn.execute(
         text(
             "INSERT INTO text_segment (work_id, book, line, ref, urn, text, text_fold, emb, deleted)"

@@ -9,12 +9,14 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.db import get_engine, schema_head
+from app.routes import router
 
 app = FastAPI(
     title="Homer search",
     version="0.1.0",
     description="Accent-insensitive, typo-tolerant and vector search over Homer's Iliad and Odyssey.",
 )
+app.include_router(router)
 
 
 @app.exception_handler(OperationalError)

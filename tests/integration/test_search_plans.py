@@ -1,0 +1,60 @@
+"""The search statements use the trigram GIN and HNSW indexes (EXPLAIN on the loaded database)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Connection, create_engine, pool
+
+from app.embedding import default_embedder
+from app.ingest import ingest
+from app.search import Mode, SearchQuery, explain, search
+
+TRIGRAM_INDEX = "Bitmap Index Scan on ix_text_segment_text_fold_trgm"
+VECTOR_INDEX = "Index Scan using ix_text_segment_emb_hnsw"
+
+
+@pytest.fixture(scope="module")
+def conn(db_url: str) -> Iterator[Connection]:
+    ingest(db_url, "all")
+    engine = create_engine(db_url, poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        yield conn
+    engine.dispose()
+
+
+def plan(conn: Connection, query: SearchQuery) -> str:
+    try:
+        return explain(conn, query, default_embedder())
+    finally:
+        conn.rollback()  # the thresholds were SET LOCAL for this transaction only
+
+
+@pytest.mark.parametrize("work", [None, "iliad"])
+def test_text_search_goes_through_the_trigram_index(conn: Connection, work: str | None) -> None:
+    text_plan = plan(conn, SearchQuery("μηνιν αειδε", Mode.text, work=work))
+    assert TRIGRAM_INDEX in text_plan
+    assert "Index Cond: (text_fold %> 'μηνιν αειδε'::text)" in text_plan
+    assert "Seq Scan on text_segment" not in text_plan
+
+
+def test_vector_search_goes_through_the_hnsw_index(conn: Connection) -> None:
+    vector_plan = plan(conn, SearchQuery("μηνιν αειδε", Mode.vector))
+    assert VECTOR_INDEX in vector_plan
+    assert "Seq Scan on text_segment" not in vector_plan
+
+
+def test_hybrid_search_uses_both_indexes_in_one_statement(conn: Connection) -> None:
+    hybrid_plan = plan(conn, SearchQuery("μηνιν αειδε", Mode.hybrid))
+    assert TRIGRAM_INDEX in hybrid_plan and VECTOR_INDEX in hybrid_plan
+    assert "Seq Scan on text_segment" not in hybrid_plan
+
+
+def test_thresholds_last_only_for_the_transaction(conn: Connection) -> None:
+    search(conn, SearchQuery("μηνιν αειδε", Mode.hybrid), default_embedder())
+    inside = conn.exec_driver_sql("SHOW pg_trgm.word_similarity_threshold").scalar()
+    conn.rollback()
+    after = conn.exec_driver_sql("SHOW pg_trgm.word_similarity_threshold").scalar()
+    conn.rollback()
+    assert (inside, after) == ("0.5", "0.6")
