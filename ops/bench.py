@@ -122,3 +122,65 @@ def bare_steps(project: Path) -> dict[str, float]:
         subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
                        capture_output=True, check=False)  # fmt: skip
         shutil.rmtree(work, ignore_errors=True)
+
+
+# --- search ---------------------------------------------------------------------------------
+
+SEARCH_QUERIES = (
+    "μῆνιν ἄειδε θεὰ",  # accented
+    "μηνιν αειδε",  # accentless
+    "Πηληϊάδεω Ἀχιλῆος",
+    "πηληιαδεω αχιλησς",  # misspelled
+    "ἄνδρα",  # short
+    "Ἕκτωρ",
+    "εκτορα",
+    "ροδοδακτυλος ηως",
+    "πολυμητις οδυσσευς",  # a typo away from the text
+    "ὣς ἔφατ᾽ ἔδεισεν δ᾽ ὃ γέρων καὶ ἐπείθετο μύθῳ",  # long
+    "βῆ δ᾽ ἀκέων παρὰ θῖνα πολυφλοίσβοιο θαλάσσης",
+    "αγαμεμνων",
+)
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def search_figures(
+    api_url: str, mode: str, concurrency: int, requests: int = 400, deadline_s: float = 60.0
+) -> dict[str, Any]:
+    """p50/p90/p99 latency (ms), throughput and errors of GET /search at `concurrency` (loopback only)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.monotonic() + deadline_s
+
+    def worker(index: int) -> None:
+        nonlocal errors
+        with httpx.Client(base_url=api_url, trust_env=False, timeout=10) as client:
+            for n in range(index, requests, concurrency):
+                if time.monotonic() > stop_at:
+                    return
+                query = SEARCH_QUERIES[n % len(SEARCH_QUERIES)]
+                began = time.perf_counter()
+                response = client.get("/search", params={"q": query, "mode": mode, "limit": 10})
+                latencies.append((time.perf_counter() - began) * 1000)
+                if response.status_code != 200:
+                    errors += 1
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(worker, range(concurrency)))
+    elapsed = time.perf_counter() - began
+    return {
+        "mode": mode,
+        "concurrency": concurrency,
+        "requests": len(latencies),
+        "errors": errors,
+        "p50_ms": round(_percentile(latencies, 0.50), 2),
+        "p90_ms": round(_percentile(latencies, 0.90), 2),
+        "p99_ms": round(_percentile(latencies, 0.99), 2),
+        "throughput_rps": round(len(latencies) / elapsed, 1),
+    }
