@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 
 import httpx
 import pytest
@@ -23,6 +25,16 @@ def settings(tmp_path):
 
 def quiet(_line: str) -> None:
     pass
+
+
+@contextlib.contextmanager
+def listening_on(port: int):
+    """A listener on 127.0.0.1:port (SO_REUSEADDR: the port may still have TIME_WAIT connections)."""
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        yield
 
 
 def health(settings) -> httpx.Response:
@@ -85,22 +97,16 @@ def test_health_is_503_when_migrations_are_pending(settings):
 def test_recorded_port_taken_by_another_process_moves_to_a_free_one(settings):
     first = stack.up(settings, emit=quiet)
     stack.down(settings, emit=quiet)
-    import socket
-
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", first.endpoint.port))
-        squatter.listen()
+    with listening_on(first.endpoint.port):  # another process takes the port between runs
         second = stack.up(settings, emit=quiet)
     assert second.endpoint.port != first.endpoint.port
     assert health(settings).status_code == 200
 
 
 def test_api_port_in_use_is_a_clear_error(settings):
-    import socket
-
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", settings.api_port))
-        squatter.listen()
-        with pytest.raises(PortInUse, match=f"{settings.api_port} for the API is in use"):
-            stack.up(settings, emit=quiet)
+    with (
+        listening_on(settings.api_port),
+        pytest.raises(PortInUse, match=f"{settings.api_port} for the API is in use"),
+    ):
+        stack.up(settings, emit=quiet)
     assert load_state(settings.state_file)["steps"][-1]["status"] == "FAIL"
