@@ -249,6 +249,7 @@ class DockerBackend(DatabaseBackend):
             reason = str(exc.explanation or exc)[:120]
         from ops.image import ensure_offline_image
 
+        self._emit(f"{image} cannot be pulled ({reason}); using the offline image instead")
         tag, built = ensure_offline_image(self.client, progress=self._emit)
         verb = "built" if built else "using"
         return tag, f"{image} cannot be pulled ({reason}); {verb} the offline image {tag}"
