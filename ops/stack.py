@@ -16,9 +16,10 @@ from ops.backends import DatabaseBackend, Endpoint, select_backend
 from ops.dbcheck import first_line, schema_revision, wait_ready
 from ops.errors import DatabaseError
 from ops.migrate import head_revision, migrate
+from ops.report import hooks_for
 from ops.settings import Settings
 from ops.state import load_state_or_fresh, save_state, stack_lock
-from ops.steps import Ledger
+from ops.steps import Ledger, StepHooks
 from ops.waiting import WaitPolicy
 
 Emit = Callable[[str], None]
@@ -52,11 +53,17 @@ class Session:
 
 
 @contextmanager
-def session(settings: Settings, command: str, emit: Emit) -> Iterator[Session]:
-    """Lock the stack, load its state, and save the ledger after every step."""
+def session(
+    settings: Settings, command: str, emit: Emit, hooks: StepHooks | None = None
+) -> Iterator[Session]:
+    """Lock the stack, load its state, and save the ledger after every step.
+
+    `hooks` hear of each step (default: GitHub Actions groups and annotations when there).
+    """
     with stack_lock(settings.state_dir):
         state = load_state_or_fresh(settings.state_file, _warn)
-        current = Session(settings, state, Ledger(emit), command)
+        ledger = Ledger(emit, hooks=hooks if hooks is not None else hooks_for(emit))
+        current = Session(settings, state, ledger, command)
         current.ledger._on_change = current.save
         try:
             yield current
@@ -71,9 +78,14 @@ class UpResult:
     backend: str
 
 
-def up(settings: Settings, emit: Emit = print, seed: Callable[[Endpoint], str] | None = None) -> UpResult:
+def up(
+    settings: Settings,
+    emit: Emit = print,
+    seed: Callable[[Endpoint], str] | None = None,
+    hooks: StepHooks | None = None,
+) -> UpResult:
     """Bring the stack to healthy, doing only what is not already so."""
-    with session(settings, "up", emit) as run:
+    with session(settings, "up", emit, hooks) as run:
         backend, why = select_backend(settings, run.state)
         emit(f"backend: {backend.name} ({why})")
         try:
@@ -144,10 +156,12 @@ def _api_steps(run: Session, endpoint: Endpoint) -> None:
         raise
 
 
-def down(settings: Settings, volumes: bool = False, emit: Emit = print) -> list[str]:
+def down(
+    settings: Settings, volumes: bool = False, emit: Emit = print, hooks: StepHooks | None = None
+) -> list[str]:
     """Stop the API and PostgreSQL, keeping the data unless `volumes`. Returns what was done."""
     done: list[str] = []
-    with session(settings, "down", emit) as run:
+    with session(settings, "down", emit, hooks) as run:
         api_state = run.state.setdefault("api", {})
         with run.ledger.step("api-stop") as step:
             if api.is_ours(api_state.get("pid"), settings) and api.stop(api_state["pid"]):

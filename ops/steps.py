@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ops.errors import OpsError
 
@@ -35,6 +35,14 @@ class Step:
         self.status, self.detail = SKIP, detail
 
 
+class StepHooks(Protocol):
+    """Told when each step starts and ends (e.g. GitHub Actions groups, a CI run's record)."""
+
+    def started(self, step: Step) -> None: ...
+
+    def ended(self, step: Step) -> None: ...
+
+
 class Ledger:
     """Runs steps in order and records them."""
 
@@ -43,17 +51,21 @@ class Ledger:
         emit: Callable[[str], None] = print,
         on_change: Callable[[list[dict[str, Any]]], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        hooks: StepHooks | None = None,
     ) -> None:
         self.steps: list[Step] = []
         self._emit = emit
         self._on_change = on_change
         self._clock = clock
+        self._hooks = hooks
 
     @contextmanager
     def step(self, name: str) -> Iterator[Step]:
         """Run the body as step `name`: OK unless it raises (FAIL) or calls skip() (SKIP)."""
         record = Step(name)
         self.steps.append(record)
+        if self._hooks:
+            self._hooks.started(record)
         began = self._clock()
         try:
             yield record
@@ -67,6 +79,8 @@ class Ledger:
                 record.status = OK
         finally:
             record.duration_s = round(self._clock() - began, 4)
+            if self._hooks:
+                self._hooks.ended(record)
             self._emit(f"::STEP::{name}::{record.status}")
             if self._on_change:
                 self._on_change(self.as_dicts())
