@@ -61,7 +61,8 @@ def test_search_under_load_gives_only_503_while_postgres_restarts_then_recovers(
         for thread in threads:
             thread.join()
 
-        print(f"\nload: {dict(statuses)} over {time.monotonic() - began:.1f} s; gap {gap_start:.2f}-{gap_end:.2f} s")
+        elapsed = time.monotonic() - began
+        print(f"\nload: {dict(statuses)} over {elapsed:.1f} s; gap {gap_start:.2f}-{gap_end:.2f} s")
         assert set(statuses) <= {200, 503}, statuses  # never a 500, never a hang
         assert statuses[200] > 0 and statuses[503] > 0
         outside_gap = [code for at, code in timeline if at < gap_start - 0.1 or at > gap_end + 0.5]
