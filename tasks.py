@@ -163,14 +163,15 @@ def logs(c, component=None, n=None, follow=False, stack=None, state_dir=None):
         if n is not None and (not str(n).isdigit() or int(n) < 1):
             raise UsageError(f"-n must be a positive whole number, not {n!r}")
         count = int(n or 50)
-        secret = load_state_or_fresh(settings.state_file).get("db", {}).get("password", "")
+        db = load_state_or_fresh(settings.state_file).get("db", {})
+        secrets = [db.get("password", ""), db.get("reader_password", "")]  # owner's and API reader's
         paths = [ops_logs.log_file(settings, name) for name in ([component] if component else ["db", "api"])]
         for path in paths:
             if len(paths) > 1:
                 print(f"==> {path} <==")
-            print(ops_logs.last_lines(path, count, [secret]).rstrip() or "(empty)")
+            print(ops_logs.last_lines(path, count, secrets).rstrip() or "(empty)")
         if follow:
-            for line in ops_logs.follow(paths, [secret]):
+            for line in ops_logs.follow(paths, secrets):
                 print(line, flush=True)
 
 

@@ -7,9 +7,52 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.db import get_engine, schema_head
 from app.routes import router
+
+MAX_BODY_BYTES = 64 * 1024
+MAX_HEADER_BYTES = 16 * 1024
+MAX_QUERY_STRING_BYTES = 8 * 1024
+
+
+class RequestSizeLimit:
+    """Pure ASGI middleware: refuse oversized requests before any route or database sees them.
+
+    A declared body over `MAX_BODY_BYTES` is a 413, headers over `MAX_HEADER_BYTES` in all a
+    431, a query string over `MAX_QUERY_STRING_BYTES` a 414, a malformed Content-Length a
+    400, each with a JSON `detail`. (The routes are GETs that never read a body.)
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = _refusal(scope) if scope["type"] == "http" else None
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        status, detail = refusal
+        await JSONResponse({"detail": detail}, status_code=status)(scope, receive, send)
+
+
+def _refusal(scope: Scope) -> tuple[int, str] | None:
+    """(status, reason) if the request is too large or malformed, else None."""
+    headers: list[tuple[bytes, bytes]] = scope.get("headers", [])
+    if sum(len(name) + len(value) for name, value in headers) > MAX_HEADER_BYTES:
+        return 431, f"request headers larger than {MAX_HEADER_BYTES} bytes"
+    if len(scope.get("query_string", b"")) > MAX_QUERY_STRING_BYTES:
+        return 414, f"query string longer than {MAX_QUERY_STRING_BYTES} bytes"
+    for name, value in headers:
+        if name.lower() != b"content-length":
+            continue
+        if not value.strip().isdigit():
+            return 400, "malformed Content-Length"
+        if int(value) > MAX_BODY_BYTES:
+            return 413, f"request body larger than {MAX_BODY_BYTES} bytes"
+    return None
+
 
 app = FastAPI(
     title="Homer search",
@@ -17,6 +60,7 @@ app = FastAPI(
     description="Accent-insensitive, typo-tolerant and vector search over Homer's Iliad and Odyssey.",
 )
 app.include_router(router)
+app.add_middleware(RequestSizeLimit)
 
 
 @app.exception_handler(OperationalError)

@@ -279,11 +279,12 @@ class _CiRun:
 
     def _learn_secret(self) -> None:
         try:
-            password = load_state(self.settings.state_file).get("db", {}).get("password")
+            db = load_state(self.settings.state_file).get("db", {})
         except (StateProblem, OSError):
             return
-        if password and password not in self.secrets:
-            self.secrets.append(str(password))
+        for password in (db.get("password"), db.get("reader_password")):  # owner's and API reader's
+            if password and password not in self.secrets:
+                self.secrets.append(str(password))
 
     def _junit_path(self) -> Path:
         return self.settings.state_dir / "junit.xml"

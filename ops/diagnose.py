@@ -102,7 +102,8 @@ def diagnose(settings: Settings) -> dict[str, Any]:
         "logs": {name: str(settings.logs_dir / f"{name}.log") for name in ("db", "api", "migrate")},
         "elapsed_s": round(time.monotonic() - began, 3),
     }
-    return redact_tree(report, [str(state.get("db", {}).get("password") or "")])
+    db = state.get("db", {})
+    return redact_tree(report, [str(db.get(key) or "") for key in ("password", "reader_password")])
 
 
 # --- the state file ----------------------------------------------------------------------

@@ -17,6 +17,8 @@ from ops.dbcheck import first_line, schema_revision, wait_ready
 from ops.errors import DatabaseError
 from ops.migrate import head_revision, migrate
 from ops.report import hooks_for
+from ops.roles import ensure_reader
+from ops.secrets import new_password
 from ops.settings import Settings
 from ops.state import load_state_or_fresh, save_state, stack_lock
 from ops.steps import Ledger, StepHooks
@@ -67,6 +69,9 @@ def session(
         current.ledger._on_change = current.save
         try:
             yield current
+        except KeyboardInterrupt:
+            current.ledger.record_interrupt()
+            raise
         finally:
             current.save()
 
@@ -137,16 +142,17 @@ def _api_steps(run: Session, endpoint: Endpoint) -> None:
     started_pid: int | None = None
     try:
         with ledger.step("api-start") as step:
-            pid = api_state.get("pid")
+            pid: int | None = api_state.get("pid")
             if api.is_ours(pid, settings) and api.probe(settings.api_url).status == 200:
                 step.skip(f"already healthy, pid {pid}")
             else:
                 if api.is_ours(pid, settings):
                     api.stop(pid)
-                started_pid = pid = api.start(settings, endpoint.url())
+                started_pid = pid = api.start(settings, _api_endpoint(run, endpoint).url())
                 api_state.update(pid=pid, url=settings.api_url, log=str(api.log_path(settings)))
                 step.detail = f"uvicorn pid {pid} on {settings.api_url}"
         with ledger.step("api-health") as step:
+            assert pid is not None, "api-start either found our healthy API or started one"
             health, step.attempts = api.wait_healthy(settings, pid, run.policy(settings.api_health_timeout))
             step.detail = f"GET /health -> {health.status}"
     except BaseException:
@@ -154,6 +160,16 @@ def _api_steps(run: Session, endpoint: Endpoint) -> None:
             api.stop(started_pid)
             api_state["pid"] = None
         raise
+
+
+def _api_endpoint(run: Session, owner: Endpoint) -> Endpoint:
+    """Where the API connects: the read-only role (grants refreshed), or an external server's DSN as is."""
+    db: dict[str, Any] = run.state.setdefault("db", {})
+    if db.get("backend") == "external":
+        return owner  # not ours to provision: the API uses the DSN it was given
+    if not db.get("reader_password"):
+        db["reader_password"] = new_password()
+    return ensure_reader(owner, db["reader_password"])
 
 
 def down(
@@ -266,13 +282,15 @@ def migrate_stack(settings: Settings, revision: str, emit: Emit = print) -> str:
         endpoint = recorded_endpoint(settings, run.state)
         if endpoint is None:
             raise DatabaseError("the stack's database has never been started", "run `invoke up` first")
+        backend, _ = select_backend(settings, run.state)
         with run.ledger.step("migrate") as step:
             result = migrate(
                 settings.project_dir,
                 endpoint.url(),
                 revision,
                 run.policy(settings.migrate_timeout),
-                log_file=settings.logs_dir / "migrate.log",
+                backend.assert_alive,  # a stopped server is exit 4 at once, not a 30 s wait
+                settings.logs_dir / "migrate.log",
             )
             step.attempts = result.attempts
             step.detail = f"{result.before or 'base'} -> {result.after or 'base'}"

@@ -231,7 +231,8 @@ class DockerBackend(DatabaseBackend):
             raw = container.logs(tail=lines, stdout=True, stderr=True)
         except APIError:
             return ""
-        return redact(raw.decode("utf-8", errors="replace"), [self.db.get("password", "")])
+        known = [self.db.get("password", ""), self.db.get("reader_password", "")]
+        return redact(raw.decode("utf-8", errors="replace"), known)
 
     def _ensure_image(self) -> tuple[str, str]:
         """The configured image, pulled if missing; else the offline image, built if missing."""

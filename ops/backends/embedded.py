@@ -26,6 +26,7 @@ from psycopg import sql
 from ops.backends.base import DatabaseBackend, Endpoint, Started
 from ops.errors import BackendUnavailable, DatabaseError, PortInUse
 from ops.procs import free_port, pid_alive, port_free, tail
+from ops.roles import reader_name, upsert_login_role
 from ops.secrets import new_password
 from ops.settings import Settings
 
@@ -75,25 +76,32 @@ class EmbeddedBackend(DatabaseBackend):
         bin_dir = pg_bin_dir()
         runner = _service_account()
         password = self.db.get("password") or new_password()
+        reader_password = self.db.get("reader_password") or new_password()
         self.db.update(
             backend=self.name,
             host=self.settings.db_host,
             user=self.settings.db_user,
             database=self.settings.db_name,
             password=password,
+            reader_password=reader_password,
             data_dir=str(self.data_dir),
         )
         self._prepare_paths(runner, bin_dir)
         reused = self.is_running()
         if reused:
             port = self._running_port()
+            if port is None:
+                raise DatabaseError(
+                    f"PostgreSQL runs on {self.data_dir} but its postmaster.pid names no port",
+                    "stop it (`invoke down`) and run `invoke up` again",
+                )
             detail = f"reused pid {self._postmaster_pid()} on port {port}"
         else:
             notes = [] if (self.data_dir / "PG_VERSION").exists() else [self._initdb(bin_dir, runner)]
             port, note = self._start_server(bin_dir, runner)
             detail = "; ".join([*notes, note])
         self.db.update(port=port, pid=self._postmaster_pid())
-        self._provision(port, password)
+        self._provision(port, password, reader_password)
         endpoint = Endpoint(
             self.settings.db_host, port, self.settings.db_user, password, self.settings.db_name
         )
@@ -120,7 +128,7 @@ class EmbeddedBackend(DatabaseBackend):
         existed = self.data_dir.exists()
         shutil.rmtree(self.data_dir, ignore_errors=True)
         shutil.rmtree(self._socket_dir(), ignore_errors=True)
-        for key in ("password", "port", "pid"):
+        for key in ("password", "reader_password", "port", "pid"):
             self.db.pop(key, None)
         return existed
 
@@ -293,13 +301,17 @@ class EmbeddedBackend(DatabaseBackend):
             )
         return result
 
-    def _provision(self, port: int, password: str) -> None:
-        """Create (or re-key) the app's role and database, and the extensions, as superuser."""
+    def _provision(self, port: int, password: str, reader_password: str) -> None:
+        """Create (or re-key) the owner and read-only roles, the database and extensions, as superuser.
+
+        The reader's grants follow migrations (`ops.roles.ensure_reader`, run by `up`).
+        """
         socket = str(self._socket_dir())
         role, database = self.settings.db_user, self.settings.db_name
         with psycopg.connect(
             host=socket, port=port, user=SUPERUSER, dbname="postgres", autocommit=True
         ) as conn:
+            upsert_login_role(conn, reader_name(role), reader_password)
             exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
             verb = "ALTER" if exists else "CREATE"
             conn.execute(

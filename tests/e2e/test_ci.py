@@ -46,13 +46,14 @@ def test_the_live_api_answers(record_testsuite_property):
     assert httpx.get(os.environ["HOMER_API_URL"] + "/health", trust_env=False, timeout=5).status_code == 200
     [state_file] = glob.glob(".ops/ci-*/state.json")
     db = json.loads(Path(state_file).read_text())["db"]
-    password = db["password"]
-    Path(os.environ["SECRET_OUT"]).write_text(password)
+    password, reader = db["password"], db["reader_password"]
+    Path(os.environ["SECRET_OUT"]).write_text(password + "\\n" + reader)
     dsn = f"postgresql://{db['user']}:{password}@127.0.0.1:{db['port']}/{db['database']}"
     record_testsuite_property("dsn", dsn)
     record_testsuite_property("secret", password)
+    record_testsuite_property("reader", reader)
     with open(Path(state_file).parent / "logs" / "api.log", "a") as log:
-        log.write(f"leak: {dsn} PGPASSWORD={password} POSTGRES_PASSWORD={password} {password}\\n")
+        log.write(f"leak: {dsn} PGPASSWORD={password} POSTGRES_PASSWORD={password} {password} {reader}\\n")
 """
 
 # Runs inside `invoke ci`: it makes the artifacts folder unwritable in the middle of the run.
@@ -126,12 +127,13 @@ def test_a_passing_run_leaves_redacted_artifacts_and_no_stack(ci_project, tmp_pa
     artifacts = ci_project.root / "artifacts"
     found = sorted(str(p.relative_to(artifacts)) for p in artifacts.rglob("*") if p.is_file())
     assert found == ARTIFACTS
-    password = Path(ci_project.env["SECRET_OUT"]).read_text()
-    assert len(password) > 16
-    for path in artifacts.rglob("*"):
-        if path.is_file():
-            assert password not in path.read_text(), f"the stack's password is in {path}"
-    assert password not in result.stdout + result.stderr
+    passwords = Path(ci_project.env["SECRET_OUT"]).read_text().split()  # the owner's, the reader's
+    assert len(passwords) == 2 and all(len(password) > 16 for password in passwords)
+    for password in passwords:
+        for path in artifacts.rglob("*"):
+            if path.is_file():
+                assert password not in path.read_text(), f"a stack password is in {path}"
+        assert password not in result.stdout + result.stderr
     assert (
         "***" in (artifacts / "junit.xml").read_text() and "leak:" in (artifacts / "logs/api.log").read_text()
     )
