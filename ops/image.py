@@ -19,6 +19,7 @@ The wheel is located with `importlib` without being imported (its import has sid
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import importlib.metadata
 import importlib.util
 import io
@@ -51,11 +52,11 @@ LOG_TAIL_LINES = 40
 
 # Applets the entrypoint (and initdb's popen) cannot do without; the build fails if one is missing.
 # fmt: off
-REQUIRED_APPLETS = ("sh", "awk", "cat", "chmod", "chown", "date", "find", "id", "mkdir", "mktemp", "rm",
-                    "sed", "su")
+REQUIRED_APPLETS = ("sh", "awk", "cat", "chmod", "chown", "date", "find", "id", "ls", "mkdir", "mktemp",
+                    "mv", "rm", "rmdir", "sed", "su")
 # Handy in `docker exec`, linked when this busybox has them.
-EXTRA_APPLETS = ("ash", "cp", "echo", "env", "false", "grep", "head", "hostname", "kill", "less", "ln", "ls",
-                 "mv", "ps", "pwd", "rmdir", "sleep", "stat", "tail", "test", "top", "touch", "tr", "true",
+EXTRA_APPLETS = ("ash", "cp", "echo", "env", "false", "grep", "head", "hostname", "kill", "less", "ln",
+                 "ps", "pwd", "sleep", "stat", "tail", "test", "top", "touch", "tr", "true",
                  "uname", "vi", "wc", "which", "whoami", "xargs")
 # fmt: on
 
@@ -112,6 +113,21 @@ def wheel_version() -> str:
         return importlib.metadata.version(WHEEL_DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
         raise _wheel_missing() from None
+
+
+RECIPE_LABEL = "homer-ops.recipe"
+
+
+def recipe_digest() -> str:
+    """A digest of what the image is built from besides the wheel: its sources and this module.
+
+    Stored as a label, so an image built by an older recipe (say, an older entrypoint) under the
+    same tag is rebuilt rather than reused.
+    """
+    digest = hashlib.sha256()
+    for path in [*sorted(IMAGE_SOURCES.iterdir()), Path(__file__).resolve()]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def offline_tag() -> str:
@@ -481,6 +497,7 @@ def _build_lines(client: docker.DockerClient, context_dir: Path, tag: str, rootf
         pull=False,
         decode=True,
         buildargs=rootfs.buildargs(),
+        labels={RECIPE_LABEL: recipe_digest()},
     )
     for chunk in stream:
         for line in str(chunk.get("stream", "")).splitlines():
@@ -553,11 +570,11 @@ def build_offline_image(
 
 
 def ensure_offline_image(client: docker.DockerClient, progress: Progress | None = None) -> tuple[str, bool]:
-    """(tag, built): the offline image, built only if the engine does not have it yet."""
+    """(tag, built): the offline image, built only if the engine lacks it or has an older recipe."""
     tag = offline_tag()
     try:
-        client.images.get(tag)
-        return tag, False
+        if client.images.get(tag).labels.get(RECIPE_LABEL) == recipe_digest():
+            return tag, False
     except ImageNotFound:
         pass
     except (DockerException, RequestException) as exc:

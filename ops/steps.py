@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from ops.errors import OpsError
 
 OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
+INTERRUPTED = "interrupted"
 
 
 @dataclass
@@ -85,6 +86,13 @@ class Ledger:
             if self._on_change:
                 self._on_change(self.as_dicts())
 
+    def record_interrupt(self) -> None:
+        """Record a Ctrl-C that landed between steps (one inside a step already FAILs it)."""
+        if any(step.detail == INTERRUPTED for step in self.steps):
+            return
+        self.steps.append(Step("interrupted", status=FAIL, detail=INTERRUPTED))
+        self._emit(f"::STEP::interrupted::{FAIL}")
+
     def as_dicts(self) -> list[dict[str, Any]]:
         return [asdict(step) for step in self.steps]
 
@@ -97,5 +105,5 @@ def _failure_detail(exc: BaseException) -> str:
     if isinstance(exc, OpsError):
         return exc.one_line()
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
+        return INTERRUPTED
     return f"{type(exc).__name__}: {exc}"

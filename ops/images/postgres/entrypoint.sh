@@ -7,7 +7,10 @@
 #     process stays behind as root);
 #   - on first start (no PGDATA/PG_VERSION): initdb with the superuser's password read from a
 #     temporary file, then CREATE DATABASE in single-user mode. No server listens during the
-#     initialisation, neither on TCP nor on the unix socket;
+#     initialisation, neither on TCP nor on the unix socket. As root, the cluster is built in
+#     $PGDATA.initdb beside PGDATA and renamed into place only once complete, so a container
+#     killed half-way through leaves no half-made cluster: the next start discards the unfinished
+#     copy (which no server ever ran on, so it holds no data) and initialises again;
 #   - then exec postgres (PID 1, logging to stderr), listening on all interfaces with password
 #     authentication for host connections. `docker stop` sends SIGINT (STOPSIGNAL): fast shutdown.
 #
@@ -45,6 +48,10 @@ read_settings() {
 
 is_initialised() {
 	[ -s "$PGDATA/PG_VERSION" ]
+}
+
+staging_dir() {
+	printf '%s.initdb' "${PGDATA%/}"
 }
 
 is_mount_point() {
@@ -149,10 +156,35 @@ init_cluster() {
 	if [ "$POSTGRES_HOST_AUTH_METHOD" = trust ]; then
 		log "warning: POSTGRES_HOST_AUTH_METHOD=trust: anyone who reaches the port connects without a password"
 	fi
-	log "initialisation complete; starting the server"
+	log "initialisation complete"
+}
+
+# As root: build the cluster in the staging directory (as $RUN_AS, in a child), then rename it
+# to PGDATA: rename(2) within the volume is atomic, so PGDATA is either empty or complete.
+init_cluster_atomically() {
+	staging=$(staging_dir)
+	if [ -e "$staging" ]; then
+		log "discarding $staging, left by an initialisation that did not finish"
+		rm -rf "$staging"
+	fi
+	[ -z "$(ls -A "$PGDATA")" ] || die "$PGDATA is not empty but holds no cluster (no PG_VERSION):" \
+		"empty it or point PGDATA elsewhere"
+	mkdir "$staging"
+	chown "$RUN_AS:$RUN_AS" "$staging"
+	chmod 700 "$staging"
+	su -s /bin/sh -c 'exec "$0" "$@"' "$RUN_AS" -- /bin/sh "$0" --init-into "$staging" ||
+		die "initialisation failed; $staging is discarded at the next start"
+	rmdir "$PGDATA"
+	mv "$staging" "$PGDATA"
 }
 
 main() {
+	if [ "${1:-}" = --init-into ]; then # the child of init_cluster_atomically, as $RUN_AS
+		read_settings
+		PGDATA=$2
+		init_cluster
+		exit 0
+	fi
 	# `docker run IMAGE -c x=y` passes options to postgres; any other command runs as given.
 	if [ "$#" -eq 0 ] || [ "${1#-}" != "$1" ]; then
 		set -- postgres "$@"
@@ -164,6 +196,7 @@ main() {
 		refuse_legacy_volume
 		is_initialised || refuse_missing_password
 		prepare_directories_as_root
+		is_initialised || init_cluster_atomically
 		exec_as_postgres /bin/sh "$0" "$@"
 	fi
 	is_initialised || init_cluster

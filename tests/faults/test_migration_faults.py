@@ -1,0 +1,96 @@
+"""A migration that fails halfway, and PostgreSQL killed before `invoke migrate`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from ops.migrate import head_revision
+from tests.faults.conftest import (
+    one_line_error,
+    postmaster_pid,
+    read_state,
+    report,
+    sql,
+    step_lines,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+BROKEN = '''"""A fault: creates a table, then runs invalid SQL."""
+
+from alembic import op
+
+revision = "fa17fa17fa17"
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("CREATE TABLE fault_probe (id int)")
+    op.execute("SELEKT this is not sql")
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS fault_probe")
+'''
+
+
+def test_migration_failing_halfway_exits_5_and_rolls_back_its_ddl(project):
+    """Exit 5, `migrate` FAIL with the SQL error, no new table, alembic_version still the old head."""
+    old_head = head_revision(project.root)
+    assert project.invoke("up").returncode == 0
+    revision = project.root / "migrations" / "versions" / "fa17fa17fa17_broken.py"
+    revision.write_text(BROKEN.format(down=old_head))
+
+    started = time.monotonic()
+    result = project.invoke("up")
+    report("migration fails halfway", time.monotonic() - started, exit=result.returncode)
+
+    assert result.returncode == 5, result.stderr
+    assert one_line_error(result.stderr), result.stderr
+    assert 'syntax error at or near "SELEKT"' in result.stderr
+    assert step_lines(result.stdout)["migrate"] == "FAIL"
+    migrate_step = next(step for step in read_state(project)["steps"] if step["name"] == "migrate")
+    assert migrate_step["status"] == "FAIL" and "SELEKT" in migrate_step["detail"]
+    assert sql(project, "SELECT to_regclass('fault_probe')") == [(None,)]
+    assert sql(project, "SELECT version_num FROM alembic_version") == [(old_head,)]
+
+    revision.unlink()
+    healed = project.invoke("up")
+    assert healed.returncode == 0, healed.stderr
+    assert project.invoke("status").returncode == 0
+
+
+def test_migrate_with_postgres_killed_fails_in_one_line_then_up_heals_with_data(project):
+    """kill -9 of the postmaster, then `invoke migrate`: exit 4 at once (the server is seen dead,
+    not waited for), one line; `up` heals, data kept."""
+    assert project.invoke("up").returncode == 0
+    sql(project, "CREATE TABLE keepsake (n int)")
+    sql(project, "INSERT INTO keepsake VALUES (42)")
+    pid = postmaster_pid(project)
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=10)
+
+    killed_at = time.monotonic()
+    result = project.invoke("migrate", timeout=120)
+    report("postgres killed, then migrate", time.monotonic() - killed_at, exit=result.returncode)
+    print(result.stderr.strip())
+
+    assert result.returncode == 4, result.stderr
+    assert one_line_error(result.stderr), result.stderr
+    assert "PostgreSQL is not running" in result.stderr.strip().splitlines()[-1]
+    migrate_step = next(step for step in read_state(project)["steps"] if step["name"] == "migrate")
+    assert migrate_step["status"] == "FAIL" and migrate_step["attempts"] == 1, migrate_step
+
+    healed = project.invoke("up")
+    assert healed.returncode == 0, healed.stderr
+    assert step_lines(healed.stdout)["db"] == "OK"
+    assert sql(project, "SELECT n FROM keepsake") == [(42,)]
+    assert project.invoke("status").returncode == 0
