@@ -7,6 +7,7 @@ environment and the flags the user typed.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -72,6 +73,16 @@ class Settings(BaseModel):
     log_tail_lines: int = Field(ge=1, le=10_000)
     docker_image: str
 
+    @field_validator("db_host", "api_host")
+    @classmethod
+    def _ip_address(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(
+                "must be an IP address: 127.0.0.1 (the default), or 0.0.0.0 to listen on every interface"
+            ) from None
+
     @field_validator("database_url")
     @classmethod
     def _sync_postgres_url(cls, value: str | None) -> str | None:
@@ -86,8 +97,18 @@ class Settings(BaseModel):
         return self.state_dir / "state.json"
 
     @property
+    def db_connect_host(self) -> str:
+        """Where clients reach PostgreSQL: db_host, or loopback when it listens on every interface."""
+        return connect_host(self.db_host)
+
+    @property
     def api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
+        return f"http://{connect_host(self.api_host)}:{self.api_port}"
+
+
+def connect_host(listen: str) -> str:
+    """The address to connect to for a server listening on `listen` (wildcards mean loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(listen, listen)
 
 
 def normalise_database_url(value: str) -> str:
@@ -164,7 +185,7 @@ def _describe(exc: ValidationError) -> str:
         return f"unknown setting {name!r}"
     value = first.get("input")
     shown = "" if name == "database_url" else f" {value!r}"
-    message = re.sub(r"\s+", " ", first["msg"])
+    message = re.sub(r"\s+", " ", first["msg"]).removeprefix("Value error, ")
     return f"invalid setting {name}{shown}: {message}"
 
 

@@ -117,7 +117,7 @@ class DockerBackend(DatabaseBackend):
         port = self._mapped_port(container)
         self.db.update(
             backend=self.name,
-            host="127.0.0.1",
+            host=self.settings.db_connect_host,
             port=port,
             user=self.settings.db_user,
             database=self.settings.db_name,
@@ -127,8 +127,10 @@ class DockerBackend(DatabaseBackend):
             volume=self.volume_name,
         )
         self.save_log()
-        notes.append(f"127.0.0.1:{port} -> 5432")
-        endpoint = Endpoint("127.0.0.1", port, self.settings.db_user, password, self.settings.db_name)
+        notes.append(f"{self.settings.db_host}:{port} -> 5432")
+        endpoint = Endpoint(
+            self.settings.db_connect_host, port, self.settings.db_user, password, self.settings.db_name
+        )
         return Started(endpoint, reused, "; ".join(notes))
 
     @_engine_errors
@@ -272,7 +274,7 @@ class DockerBackend(DatabaseBackend):
                     "POSTGRES_DB": self.settings.db_name,
                     "PGDATA": PGDATA,
                 },
-                ports={"5432/tcp": ("127.0.0.1", None)},
+                ports={"5432/tcp": (self.settings.db_host, None)},  # loopback unless opted out
                 volumes={self.volume_name: {"bind": VOLUME_MOUNT, "mode": "rw"}},
                 shm_size="256m",
             )
@@ -292,7 +294,7 @@ class DockerBackend(DatabaseBackend):
     def _published_port(self, container: Container) -> int | None:
         bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get("5432/tcp") or []
         for binding in bindings:
-            if binding.get("HostIp") in ("127.0.0.1", "") and binding.get("HostPort"):
+            if binding.get("HostIp") in (self.settings.db_host, "") and binding.get("HostPort"):
                 return int(binding["HostPort"])
         return None
 

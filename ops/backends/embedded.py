@@ -79,7 +79,7 @@ class EmbeddedBackend(DatabaseBackend):
         reader_password = self.db.get("reader_password") or new_password()
         self.db.update(
             backend=self.name,
-            host=self.settings.db_host,
+            host=self.settings.db_connect_host,
             user=self.settings.db_user,
             database=self.settings.db_name,
             password=password,
@@ -103,7 +103,7 @@ class EmbeddedBackend(DatabaseBackend):
         self.db.update(port=port, pid=self._postmaster_pid())
         self._provision(port, password, reader_password)
         endpoint = Endpoint(
-            self.settings.db_host, port, self.settings.db_user, password, self.settings.db_name
+            self.settings.db_connect_host, port, self.settings.db_user, password, self.settings.db_name
         )
         return Started(endpoint, reused, detail)
 

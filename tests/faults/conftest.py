@@ -84,13 +84,37 @@ def uvicorn_pids(project: Project) -> list[int]:
 
 
 def postmasters(project: Project) -> list[int]:
-    """Postmasters (not their children) serving this copy's data directory."""
+    """Postmasters serving this copy's data directory.
+
+    Not the `sh -c` wrappers of pg_ctl and initdb, not initdb's own `--boot`/`--single` backends
+    (they name the same directory without serving it), and not a postmaster's child in the
+    instant after fork, before it retitles itself `postgres: ...` (its parent is a postmaster).
+    """
     marker = f"-D {data_dir(project)}"
-    return [
+    found = [
         pid
         for pid, line in _cmdlines().items()
-        if marker in line and "pg_ctl" not in line and not line.startswith("postgres:") and not _zombie(pid)
+        if marker in line
+        and line.split(" ", 1)[0].endswith("/postgres")
+        and not any(flag in line.split() for flag in ("--boot", "--single"))
+        and not _zombie(pid)
     ]
+    return [pid for pid in found if _parent(pid) not in found]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid:")), None)
+
+
+def process_line(pid: int) -> str:
+    """`pid`'s command line and its parent's, for a failure message."""
+    parent = _parent(pid)
+    lines = _cmdlines()
+    return f"{lines.get(pid, '(gone)')} (parent {parent}: {lines.get(parent or -1, '?')})"
 
 
 def _zombie(pid: int) -> bool:

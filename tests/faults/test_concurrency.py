@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.faults.conftest import postmasters, report, spawn, step_lines
+from tests.faults.conftest import postmasters, process_line, report, spawn, step_lines
 
 pytestmark = pytest.mark.e2e
 
@@ -15,9 +15,11 @@ def test_two_concurrent_ups_one_runs_the_other_gets_exit_8_and_one_postmaster(pr
     """Never two postmasters on one data dir; the loser says so in one line; a final up is healthy."""
     started = time.monotonic()
     first, second = spawn(project, "up", name="first"), spawn(project, "up", name="second")
-    most_postmasters = 0
+    most_postmasters, seen = 0, {}
     while first.process.poll() is None or second.process.poll() is None:
-        most_postmasters = max(most_postmasters, len(postmasters(project)))
+        found = postmasters(project)
+        if len(found) > most_postmasters:
+            most_postmasters, seen = len(found), {pid: process_line(pid) for pid in found}
         if time.monotonic() - started > 120:
             raise AssertionError("the two ups did not finish within 120 s")
         time.sleep(0.02)
@@ -26,7 +28,7 @@ def test_two_concurrent_ups_one_runs_the_other_gets_exit_8_and_one_postmaster(pr
     report("two concurrent ups", time.monotonic() - started, exits=codes, most_postmasters=most_postmasters)
 
     assert codes in ([0, 8], [0, 0]), (first.stderr, second.stderr)
-    assert most_postmasters == 1
+    assert most_postmasters == 1, seen
     if codes == [0, 8]:
         lines = loser.stderr.strip().splitlines()
         assert len(lines) == 1 and "another harness command is running" in lines[0], loser.stderr

@@ -1,4 +1,4 @@
-"""`docker kill` of the stack's container while `invoke up` waits for PostgreSQL to be ready."""
+"""The stack's container killed while `up` waits, killed during its first initdb, or removed."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import one_line_error, read_state, report, spawn, step_lines, wait_for
+from tests.faults.conftest import one_line_error, read_state, report, spawn, sql, step_lines, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -93,3 +93,22 @@ def _volume(project, name):
         return project.client.volumes.get(name)
     except NotFound:
         return None
+
+
+def test_state_naming_a_removed_container_gets_a_new_one_on_the_same_volume(docker_project):
+    """`docker rm -f` behind the harness's back: `up` starts a new container; the data is kept."""
+    project = docker_project
+    assert project.invoke("up", timeout=180).returncode == 0
+    sql(project, "CREATE TABLE keepsake (n int)")
+    sql(project, "INSERT INTO keepsake VALUES (3)")
+    removed = read_state(project)["db"]["container_id"]
+    project.client.containers.get(removed).remove(force=True)
+
+    started = time.monotonic()
+    healed = project.invoke("up", timeout=180)
+    report("state names a removed container", time.monotonic() - started, exit=healed.returncode)
+    assert healed.returncode == 0, healed.stderr
+    assert step_lines(healed.stdout)["db"] == "OK"
+    assert read_state(project)["db"]["container_id"] != removed
+    assert sql(project, "SELECT n FROM keepsake") == [(3,)]
+    assert project.invoke("status").returncode == 0

@@ -1,4 +1,4 @@
-"""A migration that fails halfway, and PostgreSQL killed before `invoke migrate`."""
+"""A migration that fails halfway, PostgreSQL killed during a migration, and before `invoke migrate`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tests.faults.conftest import (
     postmaster_pid,
     read_state,
     report,
+    spawn,
     sql,
     step_lines,
     wait_for,
@@ -39,6 +40,56 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TABLE IF EXISTS fault_probe")
 '''
+
+SLOW = '''"""A fault: creates a table, then takes its time (long enough to be killed in)."""
+
+from alembic import op
+
+revision = "510451045104"
+down_revision = {down!r}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("CREATE TABLE slow_probe (id int)")
+    op.execute("SELECT pg_sleep(30)")
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS slow_probe")
+'''
+
+
+def test_postgres_killed_during_a_migration_fails_in_one_line_and_leaves_the_old_schema(project):
+    """kill -9 of the postmaster mid-migration: exit 4 or 5 at once, no half-applied DDL; `up` heals."""
+    old_head = head_revision(project.root)
+    assert project.invoke("up").returncode == 0
+    sql(project, "CREATE TABLE keepsake (n int)")
+    sql(project, "INSERT INTO keepsake VALUES (7)")
+    revision = project.root / "migrations" / "versions" / "510451045104_slow.py"
+    revision.write_text(SLOW.format(down=old_head))
+
+    running = spawn(project, "up")
+    sleeping = "SELECT 1 FROM pg_stat_activity WHERE starts_with(query, 'SELECT pg_sleep')"
+    wait_for(lambda: sql(project, sleeping), timeout=60)
+    pid = postmaster_pid(project)
+    assert pid
+    os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    code = running.wait(timeout=120)
+    report("postgres killed during a migration", time.monotonic() - killed_at, exit=code)
+
+    assert code in (4, 5), running.stderr
+    assert one_line_error(running.stderr), running.stderr
+    assert step_lines(running.stdout)["migrate"] == "FAIL"
+
+    revision.unlink()
+    healed = project.invoke("up")
+    assert healed.returncode == 0, healed.stderr
+    assert sql(project, "SELECT to_regclass('slow_probe')") == [(None,)]
+    assert sql(project, "SELECT version_num FROM alembic_version") == [(old_head,)]
+    assert sql(project, "SELECT n FROM keepsake") == [(7,)]
 
 
 def test_migration_failing_halfway_exits_5_and_rolls_back_its_ddl(project):

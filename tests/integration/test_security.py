@@ -137,6 +137,7 @@ def test_docker_stack_api_also_uses_a_read_only_reader(tmp_path: Path) -> None:
     name = f"t{secrets.token_hex(4)}"
     with stack_up(stack_settings(tmp_path / name, backend="docker", stack=name)) as up:
         assert api_database_user(up.api_pid) == up.reader.user
+        assert listening_addresses(up.owner.port) == {LOOPBACK_V4}  # docker-proxy, published on loopback
         with psycopg.connect(**up.reader.connect_kwargs(timeout=5), autocommit=True) as conn:
             assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (
                 False,
@@ -167,6 +168,18 @@ def listening_addresses(port: int) -> set[str]:
 def test_postgres_and_api_listen_on_loopback_only(up_stack: UpStack) -> None:
     for port in (up_stack.owner.port, up_stack.settings.api_port):
         assert listening_addresses(port) == {LOOPBACK_V4}, f"port {port}"
+
+
+ANY_V4 = "00000000"  # 0.0.0.0
+
+
+def test_listening_on_every_interface_is_an_explicit_opt_in(tmp_path: Path) -> None:
+    """db_host/api_host 0.0.0.0 (OPS_DB_HOST/OPS_API_HOST) is the only way off loopback."""
+    settings = stack_settings(tmp_path / "open", db_host="0.0.0.0", api_host="0.0.0.0")
+    with stack_up(settings) as up:
+        assert up.owner.host == "127.0.0.1"  # clients still connect over loopback
+        for port in (up.owner.port, settings.api_port):
+            assert listening_addresses(port) == {ANY_V4}, f"port {port}"
 
 
 def test_state_file_is_private(up_stack: UpStack) -> None:

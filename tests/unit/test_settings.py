@@ -46,6 +46,8 @@ def test_unrelated_environment_is_ignored():
         ({"api_port": "eighty"}, "invalid setting api_port 'eighty'"),
         ({"api_port": 70000}, "invalid setting api_port 70000"),
         ({"stack": "Bad Name!"}, "invalid setting stack"),
+        ({"api_host": "everywhere"}, "invalid setting api_host 'everywhere': must be an IP address"),
+        ({"db_host": "example.org"}, "invalid setting db_host 'example.org'"),
     ],
 )
 def test_bad_values_are_a_usage_error_naming_the_setting(flags, message):
@@ -53,6 +55,12 @@ def test_bad_values_are_a_usage_error_naming_the_setting(flags, message):
         build_settings(ROOT, flags=flags)
     assert info.value.exit_code == 2
     assert message in info.value.one_line()
+
+
+def test_listening_everywhere_is_an_opt_in_that_clients_reach_over_loopback():
+    settings = build_settings(ROOT, env={"OPS_API_HOST": "0.0.0.0", "OPS_DB_HOST": "0.0.0.0"})
+    assert settings.api_host == settings.db_host == "0.0.0.0"
+    assert settings.api_url == "http://127.0.0.1:8000" and settings.db_connect_host == "127.0.0.1"
 
 
 def test_unknown_key_in_config_file_is_rejected():
