@@ -25,6 +25,11 @@ MAX_QUERY_CHARS = 256
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
 MAX_PASSAGE_LINES = 1000
+# Something besides whitespace, as an explicit class so that Python and the JSON Schema (ECMA)
+# regex of the OpenAPI document agree on it (their `\s` differ, e.g. on U+001E and U+FEFF).
+NOT_BLANK = re.compile(
+    r"[^\t\n\v\f\r \x1c-\x1f\x85\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+)
 _REF = re.compile(r"([0-9]{1,3})\.([0-9]{1,5})(?:-([0-9]{1,5}))?")
 _SCHEMA_MISSING = (pg_errors.UndefinedTable, pg_errors.UndefinedColumn, pg_errors.UndefinedFunction)
 
@@ -64,7 +69,7 @@ def connection() -> Iterator[Connection]:
 
 
 def _not_blank(value: str) -> str:
-    if not value.strip():
+    if not NOT_BLANK.search(value):
         raise ValueError("q must contain something to search for, not only spaces")
     return value
 
@@ -92,6 +97,7 @@ QueryText = Annotated[
     Query(
         min_length=1,
         max_length=MAX_QUERY_CHARS,
+        json_schema_extra={"pattern": NOT_BLANK.pattern},  # checked by _not_blank, readably
         description="Words to look for, with or without accents and breathings; typos are tolerated.",
         examples=["μηνιν αειδε"],
         openapi_examples={
@@ -104,7 +110,12 @@ QueryText = Annotated[
 ]
 PassageRef = Annotated[
     str,
-    Path(description="book.line or book.line-line", examples=["1.1-7"]),
+    Path(
+        description=f"book.line or book.line-line, the last line not before the first, at most "
+        f"{MAX_PASSAGE_LINES} lines",
+        examples=["1.1-7"],
+        json_schema_extra={"pattern": f"^{_REF.pattern}$"},  # checked by _valid_ref, readably
+    ),
     AfterValidator(_valid_ref),
 ]
 

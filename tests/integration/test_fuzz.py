@@ -3,11 +3,13 @@
 The app runs in-process (ASGI) on the session's real PostgreSQL with at least Iliad Book 1
 ingested. Whatever the generated parameters, the API must never answer 5xx from a bug,
 and every response must match the schema: a documented status code, a body of the
-documented shape. A bounded, derandomized number of examples keeps it fast and repeatable.
+documented shape. A bounded, derandomized number of examples keeps it fast and repeatable;
+HOMER_FUZZ_EXAMPLES=500 (say) runs a deeper search.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -24,7 +26,7 @@ from app.ingest import ingest
 from app.main import app
 from tests.integration.test_search_api import reset_app_caches
 
-MAX_EXAMPLES = 30
+MAX_EXAMPLES = int(os.environ.get("HOMER_FUZZ_EXAMPLES", "30"))  # per operation; raise it for a deeper run
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

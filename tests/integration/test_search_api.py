@@ -174,6 +174,7 @@ def test_sql_in_the_query_is_only_text(client: TestClient, search: Search) -> No
         ({}, "Field required"),
         ({"q": ""}, "at least 1 character"),
         ({"q": "   "}, "q must contain something to search for"),
+        ({"q": "\u00a0\x1e\ufeff"}, "q must contain something to search for"),  # blank in ECMA and Python
         ({"q": "α" * 257}, "at most 256 characters"),
         ({"q": "μῆνιν", "limit": 0}, "greater than or equal to 1"),
         ({"q": "μῆνιν", "limit": 101}, "less than or equal to 100"),
