@@ -173,10 +173,11 @@ def test_postgres_and_api_listen_on_loopback_only(up_stack: UpStack) -> None:
 ANY_V4 = "00000000"  # 0.0.0.0
 
 
-def test_listening_on_every_interface_is_an_explicit_opt_in(tmp_path: Path) -> None:
+def test_listening_on_every_interface_is_an_explicit_opt_in(tmp_path: Path, up_stack: UpStack) -> None:
     """db_host/api_host 0.0.0.0 (OPS_DB_HOST/OPS_API_HOST) is the only way off loopback."""
     settings = stack_settings(tmp_path / "open", db_host="0.0.0.0", api_host="0.0.0.0")
     with stack_up(settings) as up:
+        assert up.owner.password != up_stack.owner.password  # a password per stack
         assert up.owner.host == "127.0.0.1"  # clients still connect over loopback
         for port in (up.owner.port, settings.api_port):
             assert listening_addresses(port) == {ANY_V4}, f"port {port}"
