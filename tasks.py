@@ -141,8 +141,9 @@ def status(c, stack=None, state_dir=None):
         raise Exit(code=1)
 
 
+# Flags, not positionals: Invoke makes every positional argument required, and a bare
+# `invoke logs` or `invoke migrate` must work.
 @task(
-    positional=["component"],
     help={
         "component": "db, api or migrate (default: db and api)",
         "n": "how many lines to show (default 50)",
@@ -175,16 +176,13 @@ def logs(c, component=None, n=None, follow=False, stack=None, state_dir=None):
                 print(line, flush=True)
 
 
-@task(
-    positional=["revision"],
-    help={"revision": "target revision: head (default), base, an id, +1 or -1", **STACK_FLAGS},
-)
-def migrate(c, revision="head", stack=None, state_dir=None):
+@task(help={"revision": "target revision: head (default), base, an id, +1 or -1", **STACK_FLAGS})
+def migrate(c, revision=None, stack=None, state_dir=None):
     """Run Alembic migrations against the stack's database (up or down)."""
     from ops import stack as ops_stack
 
     with _errors():
-        print(ops_stack.migrate_stack(_settings(c, stack=stack, state_dir=state_dir), revision))
+        print(ops_stack.migrate_stack(_settings(c, stack=stack, state_dir=state_dir), revision or "head"))
 
 
 @task(

@@ -50,7 +50,7 @@ def wait_ready(endpoint: Endpoint, policy: WaitPolicy, alive: Callable[[], None]
         where = f"{endpoint.user}@{endpoint.host}:{endpoint.port}/{endpoint.database}"
         raise DatabaseError(
             f"cannot connect as the app ({where}): {reason}",
-            "check the stack's credentials and that PostgreSQL runs (`invoke status`, `invoke logs db`)",
+            "check the stack's credentials and that PostgreSQL runs (`invoke status`, `invoke logs -c db`)",
         ) from None
 
 

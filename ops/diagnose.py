@@ -430,7 +430,7 @@ def render(report: dict[str, Any]) -> str:
             lines.append(f"  | {line}")
     logs = report["logs"]
     lines.append(
-        f"logs       {Path(logs['db']).parent}/{{db,api,migrate}}.log  (`invoke logs db|api|migrate`)"
+        f"logs       {Path(logs['db']).parent}/{{db,api,migrate}}.log  (`invoke logs -c db|api|migrate`)"
     )
     for problem in report["problems"]:
         lines.append(f"problem    {problem}")

@@ -277,7 +277,7 @@ def _api_status(settings: Settings, state: dict[str, Any]) -> Component:
 
 
 def migrate_stack(settings: Settings, revision: str, emit: Emit = print) -> str:
-    """`invoke migrate REVISION` against the running stack."""
+    """`invoke migrate -r REVISION` against the running stack."""
     with session(settings, "migrate", emit) as run:
         endpoint = recorded_endpoint(settings, run.state)
         if endpoint is None:

@@ -33,3 +33,13 @@ def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, .
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=3) as conn:
         cursor = conn.execute(sql, params)
         return cursor.fetchall() if cursor.description else []
+
+
+def step_lines(output: str) -> dict[str, str]:
+    """{step: OK|FAIL|SKIP} from the `::STEP::<name>::<status>` lines of a command's stdout."""
+    found = {}
+    for line in output.splitlines():
+        if line.startswith("::STEP::"):
+            _, _, name, status = line.split("::")
+            found[name] = status
+    return found

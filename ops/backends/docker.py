@@ -58,7 +58,7 @@ def _engine_errors(method: Callable[..., T]) -> Callable[..., T]:
             action = method.__name__.strip("_").replace("_", " ")
             raise BackendUnavailable(
                 f"the Docker engine refused to {action}: {str(exc.explanation or exc)[:200]}",
-                "see `docker ps -a`, `docker volume ls` and `invoke logs db`",
+                "see `docker ps -a`, `docker volume ls` and `invoke logs -c db`",
             ) from None
         except (DockerException, RequestException) as exc:
             raise BackendUnavailable(
@@ -281,7 +281,7 @@ class DockerBackend(DatabaseBackend):
         except APIError as exc:
             raise DatabaseError(
                 f"the engine could not start the container: {str(exc.explanation or exc)[:200]}",
-                "see `docker ps -a` and `invoke logs db`",
+                "see `docker ps -a` and `invoke logs -c db`",
             ) from None
 
     def _volume_exists(self) -> bool:

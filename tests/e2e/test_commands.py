@@ -9,20 +9,11 @@ import stat
 
 import pytest
 
-from tests.helpers import query
+from tests.helpers import query, step_lines
 
 pytestmark = pytest.mark.e2e
 
 STEPS = ["db", "db-ready", "migrate", "api-start", "api-health"]
-
-
-def step_lines(output: str) -> dict[str, str]:
-    found = {}
-    for line in output.splitlines():
-        if line.startswith("::STEP::"):
-            _, _, name, status = line.split("::")
-            found[name] = status
-    return found
 
 
 def test_up_status_down_as_a_user_types_them(project):
@@ -46,14 +37,19 @@ def test_up_status_down_as_a_user_types_them(project):
     assert status.returncode == 0, status.stdout
     assert status.stdout.count("healthy ") == 2
 
-    logs = project.invoke("logs", "db", "-n", "5")
+    logs = project.invoke("logs", "-c", "db", "-n", "5")
     assert logs.returncode == 0 and logs.stdout.strip()
+    every_log = project.invoke("logs")  # bare: db and api
+    assert every_log.returncode == 0
+    assert "api.log <==" in every_log.stdout and "db.log <==" in every_log.stdout
+    migrated = project.invoke("migrate")  # bare: to head, already there
+    assert migrated.returncode == 0 and "::STEP::migrate::SKIP" in migrated.stdout
 
     down = project.invoke("down")
     assert down.returncode == 0
     assert project.invoke("status").returncode == 1
 
-    for result in (first, again, status, logs, down):
+    for result in (first, again, status, logs, every_log, migrated, down):
         assert password not in result.stdout + result.stderr
     assert all(password not in p.read_text() for p in (project.root / ".ops" / "logs").glob("*.log"))
 
@@ -103,7 +99,7 @@ def test_app_that_cannot_import_fails_fast_with_its_error(project):
         (["up", "--backend", "docker"], {"DOCKER_HOST": "unix:///nonexistent.sock"}, 3, "no Docker engine"),
         (["up", "--backend", "external"], {}, 2, "the external backend needs DATABASE_URL"),
         (["up"], {"DATABASE_URL": "postgresql+asyncpg://u:pw@h/db", "OPS_BACKEND": "external"}, 2, "asyncpg"),
-        (["logs", "nope"], {}, 2, "unknown log 'nope'"),
+        (["logs", "-c", "nope"], {}, 2, "unknown log 'nope'"),
         (["migrate"], {}, 4, "never been started"),
     ],
 )

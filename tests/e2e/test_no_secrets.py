@@ -21,8 +21,8 @@ COMMANDS = [
     ("diagnose", "--json"),
     ("diagnose",),
     ("logs", "-n", "500"),
-    ("logs", "migrate", "-n", "500"),
-    ("migrate", "nope"),
+    ("logs", "-c", "migrate", "-n", "500"),
+    ("migrate", "-r", "nope"),
     ("ingest", "--books", "x"),
     ("down",),
 ]
@@ -45,7 +45,10 @@ def test_no_password_in_any_output_log_or_error(project) -> None:
             assert result.returncode == 0, result.stderr
             db = json.loads(project.state_file.read_text())["db"]
             passwords = [db["password"], db["reader_password"]]
-    for failing in ("migrate nope", "ingest --books x"):
+    succeeding = ["up", "status", "diagnose --json", "diagnose", "logs -n 500", "logs -c migrate -n 500"]
+    succeeding.append("down")
+    assert {name: codes[name] for name in succeeding} == dict.fromkeys(succeeding, 0), outputs
+    for failing in ("migrate -r nope", "ingest --books x"):
         assert codes[failing] != 0 and "error" in outputs[failing] and "Traceback" not in outputs[failing]
     assert len(set(passwords)) == 2 and all(len(password) >= 16 for password in passwords)
 

@@ -15,19 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import Project, project  # the fixture, reused as is
-from tests.helpers import query
+from tests.helpers import query, step_lines
 
-__all__ = ["project"]
-
-
-def step_lines(output: str) -> dict[str, str]:
-    """{step: OK|FAIL|SKIP} from the `::STEP::<name>::<status>` lines of a command's stdout."""
-    found = {}
-    for line in output.splitlines():
-        if line.startswith("::STEP::"):
-            _, _, name, status = line.split("::")
-            found[name] = status
-    return found
+__all__ = ["project", "step_lines"]
 
 
 def read_state(project: Project) -> dict[str, Any]:
