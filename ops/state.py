@@ -11,7 +11,9 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
+import secrets
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,21 +56,44 @@ def load_state_or_fresh(path: Path, warn: Any = None) -> dict[str, Any]:
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:
-    """Write `state` atomically (temp file, fsync, rename) with mode 0600."""
+    """Write `state` atomically (temp file, fsync, rename) with mode 0600.
+
+    A Ctrl-C arriving meanwhile is held until the file is in place: the write is never half
+    done, and no lock inside the standard library (tempfile's, once) is left held by it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps({**state, "version": STATE_VERSION}, indent=2, sort_keys=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-", suffix=".tmp")
+    payload = json.dumps({**state, "version": STATE_VERSION}, indent=2, sort_keys=True) + "\n"
+    tmp = path.with_name(f".state-{os.getpid()}-{secrets.token_hex(6)}.tmp")
+    with sigint_held():
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+
+@contextlib.contextmanager
+def sigint_held() -> Iterator[None]:
+    """Hold SIGINT for the block, then raise the KeyboardInterrupt it would have (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(payload + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught and callable(previous):
+        previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
+    elif caught and previous in (signal.SIG_DFL, None):
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 @contextlib.contextmanager

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ class Project:
 
     root: Path
     env: dict[str, str]
+    background: list[subprocess.Popen[bytes]] = field(default_factory=list)  # see tests/faults
 
     def invoke(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -52,4 +55,8 @@ def project(tmp_path: Path) -> Iterator[Project]:
     env.update(OPS_API_PORT=str(free_port()), OPS_BACKEND="embedded", OPS_SEED="false")
     copy = Project(root, env)
     yield copy
+    for process in copy.background:  # a command a failed test left running would outlive `down`
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
     copy.invoke("down")

@@ -169,6 +169,7 @@ def spawn(project: Project, *args: str, name: str = "run") -> Running:
             stderr=stderr,
             start_new_session=True,
         )
+    project.background.append(process)
     return Running(process, out, err)
 
 

@@ -2,12 +2,13 @@
 
 import json
 import os
+import signal
 import stat
 
 import pytest
 
 from ops.errors import ApiError, StackBusy
-from ops.state import StateProblem, load_state, load_state_or_fresh, save_state, stack_lock
+from ops.state import StateProblem, load_state, load_state_or_fresh, save_state, sigint_held, stack_lock
 from ops.steps import FAIL, OK, SKIP, Ledger
 
 
@@ -90,3 +91,22 @@ def test_state_is_json_with_version(tmp_path):
     path = tmp_path / "state.json"
     save_state(path, {"stack": "x"})
     assert json.loads(path.read_text())["version"] == 1
+
+
+def test_ctrl_c_during_a_state_write_waits_for_the_file_then_interrupts(tmp_path):
+    """A SIGINT inside the write is held: the file lands whole, then KeyboardInterrupt is raised."""
+    path = tmp_path / "state.json"
+    landed = []
+    with pytest.raises(KeyboardInterrupt), sigint_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        save_state(path, {"stack": "held"})
+        landed.append(load_state(path)["stack"])
+    assert landed == ["held"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temp file left
+
+
+def test_a_state_write_without_a_signal_leaves_the_handler_as_it_was(tmp_path):
+    save_state(tmp_path / "state.json", {"stack": "calm"})
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert stat.S_IMODE((tmp_path / "state.json").stat().st_mode) == 0o600
