@@ -30,6 +30,9 @@ from ops.settings import Settings
 T = TypeVar("T")
 LABEL = "homer-ops"
 PGDATA = "/var/lib/postgresql/18/docker"
+# /dev/shm: a parallel HNSW build (ingest, maintenance_work_mem 512 MB) puts its memory there;
+# 256 MB made the whole-Iliad ingest fail with "could not resize shared memory segment".
+SHM_SIZE = "1g"
 VOLUME_MOUNT = "/var/lib/postgresql"
 PORT_MAP_TIMEOUT_S = 10
 
@@ -276,7 +279,7 @@ class DockerBackend(DatabaseBackend):
                 },
                 ports={"5432/tcp": (self.settings.db_host, None)},  # loopback unless opted out
                 volumes={self.volume_name: {"bind": VOLUME_MOUNT, "mode": "rw"}},
-                shm_size="256m",
+                shm_size=SHM_SIZE,
             )
         except APIError as exc:
             raise DatabaseError(

@@ -170,3 +170,14 @@ def test_auto_picks_docker_when_an_engine_answers_and_embedded_when_none_does(en
 
     backend, why = select_backend(settings, {"db": {"backend": "docker"}})
     assert backend.name == "docker" and why == "the stack already uses it"
+
+
+def test_the_whole_iliad_ingests_in_the_container(engine, make_stack):
+    """Its parallel HNSW build needs more /dev/shm than 256 MB: a container given less failed here."""
+    from app.ingest import ingest
+
+    settings = make_stack()
+    url = stack.up(settings, emit=quiet).endpoint.url()
+    assert container_of(engine, settings).attrs["HostConfig"]["ShmSize"] >= 2**30
+    ingest(url, "iliad")
+    assert query(url, "SELECT count(*) FROM text_segment") == [(15686,)]
