@@ -259,30 +259,27 @@ def image(c, tag=None):
             client.close()
 
 
-@task(help={"repeats": "runs per figure (default 3); medians are reported"})
-def bench(c, repeats=None):
-    """Measure cold and warm `up` against the bare steps; writes artifacts/bench.json."""
-    import json
-
-    from ops.bench import stack_figures
-    from ops.errors import UsageError
+@task(
+    help={
+        "backend": "where the bench's stacks get PostgreSQL: auto (default), embedded or docker",
+        "quick": "a short run for CI, under a minute: fewer requests, one repeat, 1x and 4x data only",
+        "repeats": "runs of cold and warm `up` (default 3, or 1 with --quick); medians are reported",
+    }
+)
+def bench(c, backend=None, quick=False, repeats=None):
+    """Measure the stack, search, ingest, scale and memory; writes artifacts/bench.json and docs."""
+    from ops.bench import run as ops_bench
 
     with _errors():
-        if repeats is not None and (not str(repeats).isdigit() or int(repeats) < 1):
-            raise UsageError(f"--repeats must be a positive whole number, not {repeats!r}")
-        figures = stack_figures(PROJECT_DIR, int(repeats or 3))
-    out = PROJECT_DIR / "artifacts" / "bench.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2) + "\n")
-    bare = figures["bare_s"]["total_s"]
-    cold = figures["cold_up_s"]
-    print(f"cold up   {cold:.2f} s   bare steps {bare:.2f} s   ratio {cold / bare:.2f}")
-    print(f"warm up   {figures['warm_up_s']:.2f} s")
-    for name, seconds in figures["cold_up_steps_s"].items():
-        print(f"  step {name:<11} {seconds:.3f} s")
-    for name, seconds in figures["bare_s"].items():
-        print(f"  bare {name:<20} {seconds:.3f} s")
-    print(f"written to {out}")
+        opts = ops_bench.options(quick, repeats)
+        outcome = ops_bench.bench(_settings(c, backend=backend), opts, say=_progress)
+    print(outcome.summary)
+    for path in outcome.written:
+        print(f"written: {path.relative_to(PROJECT_DIR)}")
+
+
+def _progress(line: str) -> None:
+    print(f"bench: {line}", file=sys.stderr, flush=True)
 
 
 ns = Collection(up, down, status, diagnose, logs, migrate, ingest, ci, image, test, bench)

@@ -200,7 +200,7 @@ def ingest(
         _prepare(conn)
         plans = [_plan(conn, spec, result.verses, say) for spec, result in parsed]
         new = sum(len(verses) for _, _, verses in plans)
-        with _search_indexes_paused(conn, _worth_rebuilding(conn, new), say):
+        with search_indexes_paused(conn, _worth_rebuilding(conn, new), say):
             for spec, work_id, verses in plans:
                 new_segments, new_tokens = _write_work(conn, spec, work_id, verses, embedder, say)
                 inserted += new_segments
@@ -293,7 +293,7 @@ def _worth_rebuilding(conn: Connection, new: int) -> bool:
 
 
 @contextmanager
-def _search_indexes_paused(conn: Connection, rebuild: bool, say: Progress) -> Iterator[None]:
+def search_indexes_paused(conn: Connection, rebuild: bool, say: Progress) -> Iterator[None]:
     """Drop the search indexes (HNSW, trigram, token fold) for a bulk load, then build them again.
 
     Only indexes that back no constraint are touched, and their definitions are read from

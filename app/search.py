@@ -168,18 +168,20 @@ def search(conn: Connection, query: SearchQuery, embedder: Embedder) -> list[Hit
     """The hits for one query; none (without asking the database) if it folds to nothing."""
     if not query.folded:
         return []
-    sql, params = _statement(conn, query, embedder)
+    sql, params = prepared_statement(conn, query, embedder)
     return [Hit(**row) for row in conn.execute(text(sql), params).mappings()]
 
 
 def explain(conn: Connection, query: SearchQuery, embedder: Embedder) -> str:
     """The plan PostgreSQL runs for `query` (EXPLAIN ANALYZE), to check which indexes it uses."""
-    sql, params = _statement(conn, query, embedder)
+    sql, params = prepared_statement(conn, query, embedder)
     plan = conn.execute(text(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}"), params).scalars()
     return "\n".join(plan)
 
 
-def _statement(conn: Connection, query: SearchQuery, embedder: Embedder) -> tuple[str, dict[str, object]]:
+def prepared_statement(
+    conn: Connection, query: SearchQuery, embedder: Embedder
+) -> tuple[str, dict[str, object]]:
     """Configure the transaction for `query` and return its statement and parameters."""
     folded = query.folded
     wanted = query.offset + query.limit

@@ -1,0 +1,219 @@
+"""The readable side of the figures: markdown tables, docs/benchmarks.md's block, the plot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+PLOT_NAME = "bench-latency.png"
+SKELETON = "# Benchmarks\n\nWritten by `invoke bench`; the block below is replaced by each run.\n"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        decimals = 3 if abs(value) < 10 else 1 if abs(value) < 1000 else 0
+        shown = f"{value:,.{decimals}f}"
+        return shown.rstrip("0").rstrip(".") if decimals else shown
+    return str(value).replace("|", "\\|")
+
+
+def render(figures: dict[str, Any], plot: str | None = None) -> str:
+    """The generated part of docs/benchmarks.md (also the summary printed on stdout)."""
+    parts = [_facts(figures), _targets(figures)]
+    if "stack" in figures:
+        parts.append(_stack(figures["stack"]))
+    if "search" in figures:
+        parts.append(_search(figures["search"]))
+    if "ingest" in figures:
+        parts.append(_ingest(figures["ingest"], figures.get("index_build", {})))
+    if "scale" in figures:
+        parts.append(_scale(figures["scale"]))
+    if "memory" in figures:
+        parts.append(_memory(figures["memory"]))
+    if plot:
+        parts.append(f"![latency: p50 and p99 per mode and concurrency, and against data size]({plot})")
+    return "\n\n".join(parts) + "\n"
+
+
+def _facts(figures: dict[str, Any]) -> str:
+    m, o = figures["machine"], figures["options"]
+    kind = "`--quick`" if o["quick"] else "full"
+    return (
+        f"Run of {m['date']} ({kind}, backend **{o['backend']}**, {o['repeats']} repeat(s)) "
+        f"on {m['cores']} cores, {m['memory_gb']} GB, Python {m['python']}, "
+        f"PostgreSQL {m.get('postgres', '?')}, {m['platform']}."
+    )
+
+
+def _targets(figures: dict[str, Any]) -> str:
+    rows = [
+        (t["label"], f"≤ {t['limit']:g} {t['unit']}", t["verdict"], "" if t["met"] else t["note"])
+        for t in figures.get("targets", [])
+    ]
+    return "### Targets\n\n" + table(["target", "limit", "verdict", "why, and what would close it"], rows)
+
+
+def _stack(stack: dict[str, Any]) -> str:
+    steps = [(f"harness step `{name}`", seconds) for name, seconds in stack["cold_up_steps_s"].items()]
+    bare = [(f"bare {name.removesuffix('_s').replace('_', ' ')}", s) for name, s in stack["bare_s"].items()]
+    rows = [
+        ("cold `up` (no data)", stack["cold_up_s"]),
+        *steps,
+        *bare,
+        ("**ratio cold / bare**", f"{stack['ratio_cold_to_bare']}x"),
+        ("warm `up` (all healthy)", stack["warm_up_s"]),
+        ("warm `up`: in its steps", round(sum(stack.get("warm_up_steps_s", {}).values()), 4)),
+    ]
+    return f"### Stack (median of {stack['repeats']})\n\n" + table(["what", "seconds"], rows)
+
+
+def _search(search: dict[str, Any]) -> str:
+    rows = [
+        (
+            c["mode"],
+            c["concurrency"],
+            c["requests"],
+            c["errors"],
+            c["p50_ms"],
+            c["p90_ms"],
+            c["p99_ms"],
+            c["throughput_rps"],
+        )
+        for c in search["api"]
+    ]
+    raw = [
+        (r["mode"], r["p50_ms"], r["p99_ms"], f"{r['api_over_raw_p50']}x", f"{r['api_over_raw_p99']}x")
+        for r in search["raw_sql"]
+    ]
+    kinds = list(dict.fromkeys(q["kind"] for q in search["queries"]))
+    by_kind = [
+        (c["mode"], *(c["p50_ms_by_kind"].get(k) for k in kinds))
+        for c in search["api"]
+        if c["concurrency"] == 1
+    ]
+    return "\n\n".join(
+        [
+            "### Search through the API (whole Iliad, ms)\n\n"
+            + table(["mode", "concurrency", "requests", "errors", "p50", "p90", "p99", "req/s"], rows),
+            "Raw SQL (the same statements through psycopg, concurrency 1, ms) and the API's overhead:\n\n"
+            + table(["mode", "raw p50", "raw p99", "API/raw p50", "API/raw p99"], raw),
+            "p50 by kind of query at concurrency 1 (ms):\n\n" + table(["mode", *kinds], by_kind),
+        ]
+    )
+
+
+def _ingest(ingest: dict[str, Any], index: dict[str, Any]) -> str:
+    rows = [
+        ("whole Iliad", ingest["verses"], ingest["seconds"], ingest["verses_per_s"]),
+        (f"index build ({index.get('rows')} rows)", "", index.get("seconds"), ""),
+    ]
+    return "### Ingest\n\n" + table(["what", "verses", "seconds", "verses/s"], rows)
+
+
+def _scale(scale: dict[str, Any]) -> str:
+    rows = [
+        (
+            f"{r['factor']}x",
+            r["rows"],
+            r["text"]["p50_ms"],
+            r["text"]["p99_ms"],
+            r["vector"]["p50_ms"],
+            r["vector"]["p99_ms"],
+        )
+        for r in scale["runs"]
+    ]
+    growth = scale["growth_p50"]
+    note = f" ({scale['note']})" if scale.get("note") else ""
+    return (
+        f"### Scale (concurrency 1, ms){note}\n\n"
+        + table(["data", "verses", "text p50", "text p99", "vector p50", "vector p99"], rows)
+        + f"\n\np50 growth 1x to {max(scale['factors'])}x: "
+        + f"text {growth['text']}x, vector {growth['vector']}x."
+    )
+
+
+def _memory(memory: dict[str, Any]) -> str:
+    rows = [
+        (label, memory["idle"][key], memory["load"][key])
+        for label, key in (
+            ("API (uvicorn) RSS", "api_rss_mb"),
+            ("PostgreSQL RSS, summed", "postgres_rss_mb"),
+            ("PostgreSQL PSS, summed", "postgres_pss_mb"),
+            ("PostgreSQL processes", "postgres_processes"),
+        )
+    ]
+    return "### Memory (MB)\n\n" + table(["process", "idle", "under load (peak)"], rows)
+
+
+def replace_block(document: str, block: str) -> str:
+    """`document` with the text between the markers replaced by `block` (appended if no markers)."""
+    fenced = f"{BEGIN}\n{block.strip()}\n{END}"
+    start, end = document.find(BEGIN), document.find(END)
+    if start == -1 or end < start:
+        return document.rstrip() + "\n\n" + fenced + "\n"
+    return document[:start] + fenced + document[end + len(END) :]
+
+
+def update_docs(path: Path, block: str) -> None:
+    document = path.read_text(encoding="utf-8") if path.exists() else SKELETON
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(replace_block(document, block), encoding="utf-8")
+
+
+def write_plot(figures: dict[str, Any], path: Path) -> bool:
+    """Latency per mode against concurrency, and against data size; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.ticker import NullFormatter, ScalarFormatter
+    except ImportError:
+        return False
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for axes in (left, right):
+        axes.set(xscale="log", yscale="log", ylabel="ms")
+    for mode in dict.fromkeys(c["mode"] for c in figures["search"]["api"]):
+        _p50_p99(left, mode, [(c["concurrency"], c) for c in figures["search"]["api"] if c["mode"] == mode])
+    left.set(xlabel="concurrency", title="API latency, whole Iliad")
+    left.set_xticks([1, 4, 16], labels=["1", "4", "16"])
+    runs = figures["scale"]["runs"]
+    for mode in ("text", "vector"):
+        _p50_p99(right, mode, [(r["factor"], r[mode]) for r in runs])
+    right.set(xlabel="copies of the Iliad", title="API latency against data, concurrency 1")
+    right.set_xticks([r["factor"] for r in runs], labels=[f"{r['factor']}x" for r in runs])
+    for axes in (left, right):
+        axes.xaxis.set_minor_formatter(NullFormatter())
+        axes.yaxis.set_major_formatter(ScalarFormatter())
+        axes.yaxis.set_minor_formatter(NullFormatter())
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _p50_p99(axes: Any, label: str, points: list[tuple[int, dict[str, Any]]]) -> None:
+    """p50 as a solid line and p99 dashed in the same colour."""
+    xs = [x for x, _ in points]
+    (line,) = axes.plot(xs, [p["p50_ms"] for _, p in points], marker="o", label=f"{label} p50")
+    axes.plot(
+        xs,
+        [p["p99_ms"] for _, p in points],
+        marker="^",
+        linestyle="--",
+        color=line.get_color(),
+        label=f"{label} p99",
+    )

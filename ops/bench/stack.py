@@ -1,0 +1,304 @@
+"""Section 1: cold and warm `invoke up` against the same steps run bare, medians of repeats.
+
+The harness runs as a user types it (`invoke up` in a subprocess, so interpreter start-up
+counts) in a throwaway state dir and stack. Bare is what a script would do: the database
+(embedded: initdb + pg_ctl start; docker: `containers.run` of the same image and a SELECT 1
+loop), `alembic upgrade head`, uvicorn to its first 200 on /health.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from docker.errors import DockerException
+
+from ops.backends.docker import LABEL, SHM_SIZE
+from ops.backends.embedded import SERVICE_USER, _allow_traverse, _service_account, pg_bin_dir
+from ops.bench.interrupts import deferred
+from ops.bench.stats import medians, ratio
+from ops.errors import ApiError, BackendUnavailable, DatabaseError, MigrationError, OpsError
+from ops.procs import free_port, tail, terminate
+from ops.waiting import NotReady, WaitPolicy, retry_call
+
+READY_TIMEOUT_S = 30.0
+POLL_S = 0.02  # the harness's own first retry interval (settings.wait_initial)
+
+
+class CommandFailed(OpsError):
+    """A harness command run by the bench failed; its exit code is passed on."""
+
+    def __init__(self, args: tuple[str, ...], code: int, stderr: str) -> None:
+        super().__init__(
+            f"`invoke {' '.join(args)}` failed with exit code {code} during the bench",
+            "run it by hand to see why",
+            evidence=stderr[-3000:],
+        )
+        self.exit_code = code
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """The environment without the user's OPS_*/INVOKE_* and DATABASE_URL, plus `settings` as OPS_*."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("OPS_", "INVOKE_"))}
+    env.pop("DATABASE_URL", None)
+    env.update({f"OPS_{key.upper()}": value for key, value in settings.items()})
+    return env
+
+
+def invoke(project: Path, env: dict[str, str], *args: str, check: bool = True) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=project, env=env, capture_output=True, text=True
+    )
+    if check and result.returncode:
+        raise CommandFailed(args, result.returncode, result.stderr)
+
+
+def _timed_invoke(project: Path, env: dict[str, str], *args: str) -> float:
+    began = time.perf_counter()
+    invoke(project, env, *args)
+    return time.perf_counter() - began
+
+
+def harness_run(project: Path, backend: str, image: str | None) -> dict[str, Any]:
+    """One cold `up` (no data), its ledger's step durations, then one warm `up`; torn down after."""
+    state_dir = Path(tempfile.mkdtemp(prefix="bench-up-"))
+    stack = f"bench-{secrets.token_hex(4)}"
+    env = clean_env(
+        state_dir=str(state_dir),
+        stack=stack,
+        backend=backend,
+        seed="false",
+        api_port=str(free_port()),
+        db_port="0",
+        **({"docker_image": image} if image else {}),
+    )
+    try:
+        cold = _timed_invoke(project, env, "up")
+        cold_steps = _ledger(state_dir)
+        warm = _timed_invoke(project, env, "up")
+        warm_steps = _ledger(state_dir)
+    finally:
+        with deferred():
+            invoke(project, env, "down", "--volumes", check=False)
+            shutil.rmtree(state_dir, ignore_errors=True)
+    return {"cold": cold, "warm": warm, "steps": cold_steps, "warm_steps": warm_steps}
+
+
+def _ledger(state_dir: Path) -> dict[str, float]:
+    """Each step's duration in the last command's ledger."""
+    steps = json.loads((state_dir / "state.json").read_text())["steps"]
+    return {step["name"]: step["duration_s"] for step in steps}
+
+
+def stack_figures(
+    project: Path, backend: str, repeats: int, client: Any = None, image: str | None = None
+) -> dict[str, Any]:
+    """Cold and warm `up`, each step, the bare steps and the ratio harness/bare (medians)."""
+    runs, bare = [], []
+    for _ in range(repeats):
+        runs.append(harness_run(project, backend, image))
+        bare.append(bare_steps(project, backend, client, image))
+    cold = medians({"s": run["cold"]} for run in runs)["s"]
+    bare_median = medians(bare)
+    return {
+        "repeats": repeats,
+        "cold_up_s": cold,
+        "warm_up_s": medians({"s": run["warm"]} for run in runs)["s"],
+        "cold_up_steps_s": medians(run["steps"] for run in runs),
+        "warm_up_steps_s": medians(run["warm_steps"] for run in runs),
+        "bare_s": bare_median,
+        "ratio_cold_to_bare": ratio(cold, bare_median["total_s"]),
+        "runs": {
+            "cold_s": [round(run["cold"], 3) for run in runs],
+            "warm_s": [round(run["warm"], 3) for run in runs],
+            "bare_total_s": [round(run["total_s"], 3) for run in bare],
+        },
+    }
+
+
+def bare_steps(project: Path, backend: str, client: Any = None, image: str | None = None) -> dict[str, float]:
+    """The database, `alembic upgrade head` and uvicorn to its first 200, each timed, then removed."""
+    cleanup = ExitStack()
+    try:
+        began = time.perf_counter()
+        if backend == "docker":
+            url = cleanup.enter_context(_bare_container(client, image))
+            figures = {"container_run_and_select1_s": time.perf_counter() - began}
+        else:
+            url = cleanup.enter_context(_bare_embedded())
+            figures = {"initdb_and_start_s": time.perf_counter() - began}
+        env = {**clean_env(), "DATABASE_URL": url}
+        began = time.perf_counter()
+        migrate = subprocess.run(
+            [sys.executable, "-m", "alembic", "upgrade", "head"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if migrate.returncode:
+            raise MigrationError("bare `alembic upgrade head` failed", evidence=migrate.stderr[-3000:])
+        figures["alembic_upgrade_s"] = time.perf_counter() - began
+        began = time.perf_counter()
+        cleanup.enter_context(_bare_uvicorn(project, env))
+        figures["uvicorn_first_200_s"] = time.perf_counter() - began
+    finally:
+        with deferred():
+            cleanup.close()
+    figures["total_s"] = sum(figures.values())
+    return figures
+
+
+@contextmanager
+def _bare_embedded() -> Iterator[str]:
+    """initdb + pg_ctl start -w from the wheel, as the service user when root; yields the URL."""
+    work = Path(tempfile.mkdtemp(prefix="bench-bare-"))
+    data, port, bin_dir = work / "data", free_port(), pg_bin_dir()
+    runner = _service_account()
+    as_user = ["runuser", "-u", SERVICE_USER, "--"] if runner else []
+    password, pwfile = secrets.token_hex(12), work / "pw"
+    pwfile.write_text(password)
+    if runner:
+        for path in (work, pwfile):
+            os.chown(path, runner.pw_uid, runner.pw_gid)
+        _allow_traverse(work)
+    try:
+        for argv in (
+            [
+                "initdb",
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--no-sync",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "--no-instructions",
+            ],
+            [
+                "pg_ctl",
+                "-D",
+                str(data),
+                "-w",
+                "-l",
+                str(work / "log"),
+                "-o",
+                f"-p {port} -c listen_addresses=127.0.0.1 -k {work}",
+                "start",
+            ],
+        ):
+            done = subprocess.run(
+                [*as_user, str(bin_dir / argv[0]), *argv[1:]], capture_output=True, text=True
+            )
+            if done.returncode:
+                raise DatabaseError(f"bare {argv[0]} failed", evidence=done.stderr + tail(work / "log"))
+        yield f"postgresql+psycopg://postgres:{password}@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+            capture_output=True,
+            check=False,
+        )
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def _bare_container(client: Any, image: str | None) -> Iterator[str]:
+    """`containers.run` of the harness's image, then SELECT 1 until it works; yields the URL."""
+    password, name = secrets.token_hex(12), f"{LABEL}-bench-bare-{secrets.token_hex(4)}"
+    try:
+        container = client.containers.run(
+            image,
+            detach=True,
+            name=name,
+            shm_size=SHM_SIZE,
+            labels={f"{LABEL}.stack": name, f"{LABEL}.kind": "bench"},
+            environment={"POSTGRES_USER": "homer", "POSTGRES_PASSWORD": password, "POSTGRES_DB": "homer"},
+            ports={"5432/tcp": ("127.0.0.1", None)},
+        )
+    except DockerException as exc:
+        raise BackendUnavailable(f"the engine could not run {image}: {str(exc)[:200]}") from None
+    try:
+        port = _published_port(container)
+        _until(lambda: _select_one(port, password), "the bare container to answer SELECT 1", DatabaseError)
+        yield f"postgresql+psycopg://homer:{password}@127.0.0.1:{port}/homer"
+    finally:
+        container.remove(force=True, v=True)
+
+
+def _published_port(container: Any) -> int:
+    def port() -> int | None:
+        container.reload()
+        bindings = container.attrs["NetworkSettings"]["Ports"].get("5432/tcp") or []
+        return int(bindings[0]["HostPort"]) if bindings else None
+
+    return _until(port, "the engine to publish the bare container's port", DatabaseError)
+
+
+def _select_one(port: int, password: str) -> bool:
+    try:
+        with psycopg.connect(
+            host="127.0.0.1", port=port, user="homer", password=password, dbname="homer", connect_timeout=2
+        ) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+    except psycopg.OperationalError:
+        return False
+
+
+@contextmanager
+def _bare_uvicorn(project: Path, env: dict[str, str]) -> Iterator[None]:
+    """uvicorn on a free loopback port until GET /health is 200; stopped on exit."""
+    port = free_port()
+    api = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+
+        def healthy() -> bool:
+            if api.poll() is not None:
+                raise ApiError(f"bare uvicorn exited with code {api.returncode} before /health answered")
+            try:
+                return (
+                    httpx.get(f"http://127.0.0.1:{port}/health", timeout=1, trust_env=False).status_code
+                    == 200
+                )
+            except httpx.HTTPError:
+                return False
+
+        _until(healthy, "bare uvicorn's /health to answer 200", ApiError)
+        yield
+    finally:
+        terminate(api.pid)
+        api.wait()
+
+
+def _until(probe: Any, what: str, error: type[OpsError]) -> Any:
+    """Poll `probe` every POLL_S until it returns something truthy; `error` after READY_TIMEOUT_S."""
+
+    def attempt() -> Any:
+        found = probe()
+        if not found:
+            raise NotReady(what)
+        return found
+
+    try:
+        return retry_call(attempt, WaitPolicy(10**6, READY_TIMEOUT_S, POLL_S, POLL_S))[0]
+    except NotReady:
+        raise error(f"timed out after {READY_TIMEOUT_S:.0f} s waiting for {what}") from None

@@ -1,0 +1,143 @@
+"""The issue's targets, each judged met or missed (and by how much), with a note when missed."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    limit: float
+    unit: str
+    measured: float | None
+    note: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.measured is None else self.measured <= self.limit
+
+    @property
+    def margin(self) -> float | None:
+        """measured / limit - 1: negative when under the limit, positive when over."""
+        return None if self.measured is None else round(self.measured / self.limit - 1, 3)
+
+    def verdict(self) -> str:
+        if self.measured is None or self.margin is None:
+            return "not measured"
+        shown = f"{self.measured:.3g} {self.unit} against {self.limit:g} {self.unit}"
+        if self.met:
+            return (
+                f"met, {-self.margin:.0%} under ({shown})" if self.margin else f"met, at the limit ({shown})"
+            )
+        return f"missed by {self.margin:.0%} ({shown})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "met": self.met, "margin": self.margin, "verdict": self.verdict()}
+
+
+def _cell(figures: dict[str, Any], mode: str, concurrency: int) -> dict[str, Any]:
+    cells = figures.get("search", {}).get("api", [])
+    return next((c for c in cells if c["mode"] == mode and c["concurrency"] == concurrency), {})
+
+
+def phase_excess(stack: dict[str, Any]) -> dict[str, float]:
+    """Seconds the harness spends over the bare steps, per phase (start-up: outside any step)."""
+    steps, bare = stack["cold_up_steps_s"], stack["bare_s"]
+    db_bare = bare.get("initdb_and_start_s", bare.get("container_run_and_select1_s", 0.0))
+    harness = {
+        "database": steps.get("db", 0) + steps.get("db-ready", 0),
+        "schema": steps.get("migrate", 0),
+        "api": steps.get("api-start", 0) + steps.get("api-health", 0),
+    }
+    excess = {
+        "database": harness["database"] - db_bare,
+        "schema": harness["schema"] - bare.get("alembic_upgrade_s", 0),
+        "api": harness["api"] - bare.get("uvicorn_first_200_s", 0),
+        "start-up": stack["cold_up_s"] - sum(steps.values()),
+    }
+    return {name: round(value, 3) for name, value in excess.items()}
+
+
+_CLOSE = {
+    "database": "the server's provisioning (roles, database, extensions over a superuser socket) is "
+    "what a bare script skips; fold it into one connection or into initdb's bootstrap",
+    "schema": "migrations run in-process; the gap is Alembic's import and connection, not SQL",
+    "api": "the reader role's grants and the health wait; poll /health sooner",
+    "start-up": "the interpreter, invoke and the imports before the first step (ops.stack pulls in "
+    "SQLAlchemy, Alembic and psycopg eagerly): import them when a step needs them",
+}
+
+
+def evaluate(figures: dict[str, Any]) -> list[Target]:
+    """The targets of issue 7 against `figures` (as `run` collects them)."""
+    stack, scale = figures.get("stack", {}), figures.get("scale", {})
+    targets = []
+    if stack:
+        excess = phase_excess(stack)
+        worst = max(excess, key=lambda name: excess[name])
+        targets.append(
+            Target(
+                "cold_up_ratio",
+                "cold `up` / bare steps",
+                1.25,
+                "x",
+                stack["ratio_cold_to_bare"],
+                f"largest excess: {worst} +{excess[worst]:.2f} s; {_CLOSE[worst]}",
+            )
+        )
+        in_steps = sum(stack.get("warm_up_steps_s", {}).values())
+        targets.append(
+            Target(
+                "warm_up_s",
+                "warm `up`",
+                1.0,
+                "s",
+                stack["warm_up_s"],
+                f"its steps (probes) took {in_steps:.2f} s; the rest is the interpreter, invoke "
+                f"and imports, as in the cold `up`'s start-up",
+            )
+        )
+    text4, cores = _cell(figures, "text", 4), figures.get("machine", {}).get("cores", "the")
+    raw: dict[str, Any] = next(
+        (r for r in figures.get("search", {}).get("raw_sql", []) if r["mode"] == "text"), {}
+    )
+    targets.append(
+        Target(
+            "text_p99_c4_ms",
+            "text search p99 at concurrency 4",
+            30.0,
+            "ms",
+            text4.get("p99_ms"),
+            f"raw SQL alone: p99 {raw.get('p99_ms')} ms at concurrency 1; the rest is the API "
+            f"and queueing on {cores} cores shared by PostgreSQL, uvicorn and the load generator",
+        )
+    )
+    top = max(scale.get("factors", [1]))
+    for mode in ("text", "vector"):
+        growth = scale.get("growth_p50", {}).get(mode)
+        targets.append(
+            Target(f"{mode}_growth", f"{mode} p50 growth, 1x to {top}x", 2.0, "x", growth, _GROWTH[mode])
+        )
+    load = figures.get("memory", {}).get("load", {})
+    targets.append(
+        Target(
+            "api_rss_mb",
+            "API resident memory (peak under load)",
+            150.0,
+            "MB",
+            load.get("api_rss_mb"),
+            "one uvicorn worker: FastAPI, pydantic, SQLAlchemy and psycopg loaded, a pool of "
+            "up to 12 connections",
+        )
+    )
+    return targets
+
+
+_GROWTH = {
+    "text": "the copies are exact, so each query's trigram matches grow with the factor; the GIN index "
+    "finds them all and every match is scored and sorted before the LIMIT",
+    "vector": "HNSW search cost grows with log(rows) and ef_search, not with the matches",
+}
