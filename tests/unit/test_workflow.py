@@ -34,3 +34,8 @@ def test_it_runs_invoke_ci_and_always_uploads_the_artifacts():
     assert re.search(r"run: invoke ci$", WORKFLOW, re.M)
     upload = WORKFLOW[WORKFLOW.index("Upload artifacts") :]
     assert "if: always()" in upload and "path: artifacts/" in upload
+
+
+def test_a_quick_benchmark_runs_after_the_tests_and_lands_in_the_artifacts():
+    assert WORKFLOW.index("run: invoke ci") < WORKFLOW.index("run: invoke bench --quick")
+    assert WORKFLOW.index("run: invoke bench --quick") < WORKFLOW.index("path: artifacts/")
