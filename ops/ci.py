@@ -34,6 +34,7 @@ from ops.diagnose import diagnose, engine_version
 from ops.errors import ApiError, ArtifactsError, ChecksFailed, UsageError
 from ops.procs import free_port
 from ops.settings import Settings
+from ops.signals import signals_held
 from ops.state import StateProblem, load_state
 from ops.steps import FAIL, Ledger, Step
 
@@ -120,7 +121,7 @@ class _CiRun:
         except KeyboardInterrupt as exc:  # between steps: still tear down
             self._fail(exc)
         finally:
-            with _interrupts_deferred(self.emit) as deferred:
+            with signals_held((signal.SIGINT, signal.SIGTERM), self._note_interrupt) as deferred:
                 self._phase("teardown", self._teardown)
                 self._phase("collect", self._collect)
                 self._finish()
@@ -136,6 +137,9 @@ class _CiRun:
         return CiResult(round(time.monotonic() - began, 2), self.opts.artifacts, self.record.as_dicts())
 
     # --- phases ----------------------------------------------------------------------
+
+    def _note_interrupt(self, _signum: int) -> None:
+        self.emit("interrupt received: finishing the teardown first")
 
     def _phase(self, name: str, action: Callable[[Step], None], needs_stack: bool = False) -> None:
         """Run one phase as a step; its failure is remembered, never stops teardown or collection."""
@@ -363,23 +367,3 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _interrupts_deferred(emit: Emit) -> Iterator[list[int]]:
-    """Ctrl-C or SIGTERM during teardown is noted, not obeyed: the teardown finishes first."""
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def note(signum: int, _frame: Any) -> None:
-        received.append(signum)
-        emit("interrupt received: finishing the teardown first")
-
-    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

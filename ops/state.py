@@ -12,13 +12,12 @@ import fcntl
 import json
 import os
 import secrets
-import signal
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ops.errors import StackBusy
+from ops.signals import sigint_held
 
 STATE_VERSION = 1
 
@@ -76,24 +75,6 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
-
-
-@contextlib.contextmanager
-def sigint_held() -> Iterator[None]:
-    """Hold SIGINT for the block, then raise the KeyboardInterrupt it would have (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught and callable(previous):
-        previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt
-    elif caught and previous in (signal.SIG_DFL, None):
-        os.kill(os.getpid(), signal.SIGINT)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,6 @@ from ops.artifacts import ArtifactWriter
 from ops.backends.base import Endpoint
 from ops.bench import memory, report
 from ops.bench.data import index_build_figures, ingest_figures
-from ops.bench.interrupts import deferred
 from ops.bench.load import search_figures
 from ops.bench.scale import scale_figures
 from ops.bench.stack import stack_figures
@@ -32,6 +31,7 @@ from ops.errors import DatabaseError, OpsError, UsageError
 from ops.procs import free_port
 from ops.roles import reader_name
 from ops.settings import Settings, build_settings
+from ops.signals import sigint_held
 from ops.state import load_state_or_fresh
 
 Say = Callable[[str], None]
@@ -193,7 +193,7 @@ def live_stack(project: Path, backend: str, image: str | None, client: Any, say:
             pids = memory.postmaster_and_children(int(db["pid"]))
         yield LiveStack(settings.api_url, api_pid, result.endpoint, reader, pids)
     finally:
-        with deferred():
+        with sigint_held():
             try:
                 ops_stack.down(settings, volumes=True, emit=_quiet)
             except OpsError as exc:

@@ -27,10 +27,10 @@ from docker.errors import DockerException
 
 from ops.backends.docker import LABEL, SHM_SIZE
 from ops.backends.embedded import SERVICE_USER, _allow_traverse, _service_account, pg_bin_dir
-from ops.bench.interrupts import deferred
 from ops.bench.stats import medians, ratio
 from ops.errors import ApiError, BackendUnavailable, DatabaseError, MigrationError, OpsError
 from ops.procs import free_port, tail, terminate
+from ops.signals import sigint_held
 from ops.waiting import NotReady, WaitPolicy, retry_call
 
 READY_TIMEOUT_S = 30.0
@@ -90,7 +90,7 @@ def harness_run(project: Path, backend: str, image: str | None) -> dict[str, Any
         warm = _timed_invoke(project, env, "up")
         warm_steps = _ledger(state_dir)
     finally:
-        with deferred():
+        with sigint_held():
             invoke(project, env, "down", "--volumes", check=False)
             shutil.rmtree(state_dir, ignore_errors=True)
     return {"cold": cold, "warm": warm, "steps": cold_steps, "warm_steps": warm_steps}
@@ -155,7 +155,7 @@ def bare_steps(project: Path, backend: str, client: Any = None, image: str | Non
         cleanup.enter_context(_bare_uvicorn(project, env))
         figures["uvicorn_first_200_s"] = time.perf_counter() - began
     finally:
-        with deferred():
+        with sigint_held():
             cleanup.close()
     figures["total_s"] = sum(figures.values())
     return figures

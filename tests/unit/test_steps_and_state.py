@@ -8,7 +8,8 @@ import stat
 import pytest
 
 from ops.errors import ApiError, StackBusy
-from ops.state import StateProblem, load_state, load_state_or_fresh, save_state, sigint_held, stack_lock
+from ops.signals import sigint_held
+from ops.state import StateProblem, load_state, load_state_or_fresh, save_state, stack_lock
 from ops.steps import FAIL, OK, SKIP, Ledger
 
 
