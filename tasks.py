@@ -16,7 +16,7 @@ from typing import Any
 from invoke import Collection, Exit, task
 
 from ops.errors import OpsError
-from ops.secrets import redact
+from ops.secrets import redact, stack_passwords
 from ops.settings import DEFAULTS, Settings, build_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -164,8 +164,7 @@ def logs(c, component=None, n=None, follow=False, stack=None, state_dir=None):
         if n is not None and (not str(n).isdigit() or int(n) < 1):
             raise UsageError(f"-n must be a positive whole number, not {n!r}")
         count = int(n or 50)
-        db = load_state_or_fresh(settings.state_file).get("db", {})
-        secrets = [db.get("password", ""), db.get("reader_password", "")]  # owner's and API reader's
+        secrets = stack_passwords(load_state_or_fresh(settings.state_file).get("db", {}))
         paths = [ops_logs.log_file(settings, name) for name in ([component] if component else ["db", "api"])]
         for path in paths:
             if len(paths) > 1:

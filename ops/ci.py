@@ -33,6 +33,7 @@ from ops.artifacts import ArtifactWriter, versions_text
 from ops.diagnose import diagnose, engine_version
 from ops.errors import ApiError, ArtifactsError, ChecksFailed, UsageError
 from ops.procs import free_port
+from ops.secrets import stack_passwords
 from ops.settings import Settings
 from ops.signals import signals_held
 from ops.state import StateProblem, load_state
@@ -286,9 +287,9 @@ class _CiRun:
             db = load_state(self.settings.state_file).get("db", {})
         except (StateProblem, OSError):
             return
-        for password in (db.get("password"), db.get("reader_password")):  # owner's and API reader's
-            if password and password not in self.secrets:
-                self.secrets.append(str(password))
+        for password in stack_passwords(db):
+            if password not in self.secrets:
+                self.secrets.append(password)
 
     def _junit_path(self) -> Path:
         return self.settings.state_dir / "junit.xml"

@@ -22,7 +22,7 @@ from ops import api
 from ops.artifacts import redact_tree
 from ops.dbcheck import REQUIRED_EXTENSIONS, first_line, schema_revision
 from ops.procs import pid_alive, tail
-from ops.secrets import redact
+from ops.secrets import redact, stack_passwords
 from ops.settings import Settings
 from ops.state import StateProblem, load_state
 
@@ -102,8 +102,7 @@ def diagnose(settings: Settings) -> dict[str, Any]:
         "logs": {name: str(settings.logs_dir / f"{name}.log") for name in ("db", "api", "migrate")},
         "elapsed_s": round(time.monotonic() - began, 3),
     }
-    db = state.get("db", {})
-    return redact_tree(report, [str(db.get(key) or "") for key in ("password", "reader_password")])
+    return redact_tree(report, stack_passwords(state.get("db", {})))
 
 
 # --- the state file ----------------------------------------------------------------------

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy.engine import make_url
 
@@ -14,6 +15,14 @@ _ASSIGNED = re.compile(
     r"(?P<head>\b(?:PGPASSWORD|POSTGRES_PASSWORD|password)\s*[=:]\s*['\"]?)(?P<pw>[^\s'\"&,]+)",
     re.I,
 )
+
+
+PASSWORD_KEYS = ("password", "reader_password")  # the owner's and the API reader's, in the state's `db`
+
+
+def stack_passwords(db: Mapping[str, Any]) -> list[str]:
+    """The stack's passwords recorded in the state file's `db` section, to mask in any output."""
+    return [str(db[key]) for key in PASSWORD_KEYS if db.get(key)]
 
 
 def new_password() -> str:

@@ -24,7 +24,7 @@ from requests.exceptions import RequestException
 from ops.backends.base import DatabaseBackend, Endpoint, Started
 from ops.engine import connect, engine_address
 from ops.errors import BackendUnavailable, DatabaseError, OpsError
-from ops.secrets import new_password, redact
+from ops.secrets import PASSWORD_KEYS, new_password, redact, stack_passwords
 from ops.settings import Settings
 
 T = TypeVar("T")
@@ -179,7 +179,7 @@ class DockerBackend(DatabaseBackend):
             removed = True
         except NotFound:
             pass
-        for key in ("password", "port", "container_id"):
+        for key in (*PASSWORD_KEYS, "port", "container_id"):
             self.db.pop(key, None)
         return removed
 
@@ -236,8 +236,7 @@ class DockerBackend(DatabaseBackend):
             raw = container.logs(tail=lines, stdout=True, stderr=True)
         except APIError:
             return ""
-        known = [self.db.get("password", ""), self.db.get("reader_password", "")]
-        return redact(raw.decode("utf-8", errors="replace"), known)
+        return redact(raw.decode("utf-8", errors="replace"), stack_passwords(self.db))
 
     def _ensure_image(self) -> tuple[str, str]:
         """The configured image, pulled if missing; else the offline image, built if missing."""

@@ -27,7 +27,7 @@ from ops.backends.base import DatabaseBackend, Endpoint, Started
 from ops.errors import BackendUnavailable, DatabaseError, PortInUse
 from ops.procs import free_port, pid_alive, port_free, tail
 from ops.roles import reader_name, upsert_login_role
-from ops.secrets import new_password
+from ops.secrets import PASSWORD_KEYS, new_password
 from ops.settings import Settings
 
 SERVICE_USER = "homer-pg"
@@ -128,7 +128,7 @@ class EmbeddedBackend(DatabaseBackend):
         existed = self.data_dir.exists()
         shutil.rmtree(self.data_dir, ignore_errors=True)
         shutil.rmtree(self._socket_dir(), ignore_errors=True)
-        for key in ("password", "reader_password", "port", "pid"):
+        for key in (*PASSWORD_KEYS, "port", "pid"):
             self.db.pop(key, None)
         return existed
 
@@ -311,14 +311,8 @@ class EmbeddedBackend(DatabaseBackend):
         with psycopg.connect(
             host=socket, port=port, user=SUPERUSER, dbname="postgres", autocommit=True
         ) as conn:
+            upsert_login_role(conn, role, password)
             upsert_login_role(conn, reader_name(role), reader_password)
-            exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-            verb = "ALTER" if exists else "CREATE"
-            conn.execute(
-                sql.SQL("{} ROLE {} LOGIN PASSWORD {}").format(
-                    sql.SQL(verb), sql.Identifier(role), sql.Literal(password)
-                )
-            )
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
                 conn.execute(
                     sql.SQL("CREATE DATABASE {} OWNER {}").format(
