@@ -74,7 +74,7 @@ class EmbeddedBackend(DatabaseBackend):
 
     def start(self) -> Started:
         bin_dir = pg_bin_dir()
-        runner = _service_account()
+        runner = service_account()
         password = self.db.get("password") or new_password()
         reader_password = self.db.get("reader_password") or new_password()
         self.db.update(
@@ -177,7 +177,7 @@ class EmbeddedBackend(DatabaseBackend):
         if self.data_dir.exists():
             os.chown(self.data_dir, runner.pw_uid, runner.pw_gid)
         for target in (bin_dir, socket_dir.parent, self._log.parent, self.data_dir.parent):
-            _allow_traverse(target)
+            allow_traverse(target)
 
     def _run(
         self, argv: list[str], runner: pwd.struct_passwd | None, timeout: float
@@ -287,7 +287,7 @@ class EmbeddedBackend(DatabaseBackend):
         self, args: list[str], runner: pwd.struct_passwd | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         if runner is None:
-            runner = _service_account()
+            runner = service_account()
         result = self._run(
             [str(pg_bin_dir() / "pg_ctl"), "-D", str(self.data_dir), *args],
             runner,
@@ -326,7 +326,7 @@ class EmbeddedBackend(DatabaseBackend):
                 conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension)))
 
 
-def _service_account() -> pwd.struct_passwd | None:
+def service_account() -> pwd.struct_passwd | None:
     """The unprivileged OS user to run PostgreSQL as, when we are root (created if needed)."""
     if os.geteuid() != 0:
         return None
@@ -372,7 +372,7 @@ def _read_from(path: Path, offset: int) -> str:
         return ""
 
 
-def _allow_traverse(path: Path) -> None:
+def allow_traverse(path: Path) -> None:
     """Give others search (x) permission on `path` and its ancestors, as PostgreSQL needs."""
     for directory in [path, *path.parents]:
         if not directory.is_dir():

@@ -26,7 +26,7 @@ import psycopg
 from docker.errors import DockerException
 
 from ops.backends.docker import LABEL, SHM_SIZE
-from ops.backends.embedded import SERVICE_USER, _allow_traverse, _service_account, pg_bin_dir
+from ops.backends.embedded import SERVICE_USER, allow_traverse, pg_bin_dir, service_account
 from ops.bench.stats import medians, ratio
 from ops.errors import ApiError, BackendUnavailable, DatabaseError, MigrationError, OpsError
 from ops.procs import free_port, tail, terminate
@@ -166,14 +166,14 @@ def _bare_embedded() -> Iterator[str]:
     """initdb + pg_ctl start -w from the wheel, as the service user when root; yields the URL."""
     work = Path(tempfile.mkdtemp(prefix="bench-bare-"))
     data, port, bin_dir = work / "data", free_port(), pg_bin_dir()
-    runner = _service_account()
+    runner = service_account()
     as_user = ["runuser", "-u", SERVICE_USER, "--"] if runner else []
     password, pwfile = secrets.token_hex(12), work / "pw"
     pwfile.write_text(password)
     if runner:
         for path in (work, pwfile):
             os.chown(path, runner.pw_uid, runner.pw_gid)
-        _allow_traverse(work)
+        allow_traverse(work)
     try:
         for argv in (
             [
