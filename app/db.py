@@ -17,8 +17,11 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
+    """The pool; every libpq parameter of DATABASE_URL (TLS, options, ...) reaches each connection."""
     settings = get_settings()
     url = make_url(settings.database_url).set(drivername="postgresql+psycopg")
+    given = {key: str(value) for key, value in url.query.items()}
+    timeout = f"-c statement_timeout={settings.statement_timeout_ms}"
     return create_engine(
         url,
         pool_pre_ping=True,
@@ -26,9 +29,10 @@ def get_engine() -> Engine:
         max_overflow=4,
         pool_timeout=5,
         connect_args={
-            "connect_timeout": settings.connect_timeout_s,
-            "options": f"-c statement_timeout={settings.statement_timeout_ms}",
-            "application_name": "homer-api",
+            "connect_timeout": given.get("connect_timeout", settings.connect_timeout_s),
+            # the URL's own options first; the service's statement timeout last, so it holds
+            "options": " ".join(filter(None, [given.get("options"), timeout])),
+            "application_name": given.get("application_name", "homer-api"),
         },
     )
 

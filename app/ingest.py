@@ -233,7 +233,8 @@ def _engine(url_or_engine: str | Engine) -> Iterator[Engine]:
         yield url_or_engine
         return
     url = make_url(url_or_engine).set(drivername="postgresql+psycopg")
-    engine = create_engine(url, poolclass=pool.NullPool, connect_args={"application_name": "homer-ingest"})
+    named = {} if "application_name" in url.query else {"application_name": "homer-ingest"}
+    engine = create_engine(url, poolclass=pool.NullPool, connect_args=named)
     try:
         yield engine
     finally:

@@ -7,18 +7,19 @@ code and the log's last lines, if the child dies first: nobody waits on the dead
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from ops.errors import ApiError, PortInUse
-from ops.procs import cmdline, pid_alive, port_free, tail, terminate
+from ops.platform import detached, require_posix
+from ops.procs import cmdline, cwd, free_port, pid_alive, port_free, port_holder, tail, terminate
+from ops.scope import mark_of, marks
 from ops.settings import Settings
 from ops.waiting import NotReady, WaitPolicy, retry_call
 
@@ -45,33 +46,65 @@ def probe(url: str, timeout: float = 1.0) -> Health:
         return Health(None, type(exc).__name__)
 
 
+def recorded_url(settings: Settings, state: dict[str, Any]) -> str:
+    """The URL the stack's API was started on (the state file's), else the configured one."""
+    return str((state.get("api") or {}).get("url") or settings.api_url)
+
+
 def is_ours(pid: int | None, settings: Settings) -> bool:
-    """True if `pid` is alive and is a uvicorn of this project's app (whatever its port)."""
+    """True if `pid` is alive and is this stack's API (by its marks, or as started before marks)."""
     if not pid or not pid_alive(pid):
         return False
-    line = cmdline(pid)
-    try:
-        cwd = Path(f"/proc/{pid}/cwd").resolve()
-    except OSError:
-        return False
-    return "uvicorn" in line and settings.app in line and cwd == settings.project_dir
+    mark = mark_of(pid)
+    if mark is not None:
+        return mark.belongs_to(settings) and mark.component == "api"
+    line = cmdline(pid)  # an API started by an older harness carries no marks
+    return "uvicorn" in line and settings.app in line and cwd(pid) == settings.project_dir
 
 
-def start(settings: Settings, database_url: str) -> int:
-    """Spawn uvicorn in its own session; return its pid. Raises PortInUse if the port is held."""
-    if settings.api_port and not port_free(settings.api_host, settings.api_port):
+def choose_port(settings: Settings, recorded: int | None) -> int:
+    """The API's port: the configured one when free; when it is only the default and taken,
+    the port this stack had (if free) or a free one. A port set explicitly that is taken is PortInUse.
+    """
+    wanted = settings.api_port
+    if not wanted or port_free(settings.api_host, wanted):
+        return wanted or free_port(settings.api_host)
+    if settings.api_port_fixed:
         raise PortInUse(
-            f"port {settings.api_host}:{settings.api_port} for the API is in use by another process",
+            f"port {settings.api_host}:{wanted} for the API is in use by {holder_of(wanted)}",
+            "stop it, or choose another port with --api-port / OPS_API_PORT",
+        )
+    if recorded and recorded != wanted and port_free(settings.api_host, recorded):
+        return recorded
+    return free_port(settings.api_host)
+
+
+def holder_of(port: int) -> str:
+    """Who holds `port`, for an error message: pid, command, and whether it is this harness's."""
+    holder = port_holder(port)
+    if holder is None or holder.pid is None:
+        return "another process (the OS did not say which)"
+    mark = mark_of(holder.pid)
+    whose = f"this harness's {mark.describe()}" if mark else "a process not started by this harness"
+    return f"pid {holder.pid} ({holder.command[:80] or 'command unknown'}), {whose}"
+
+
+def start(settings: Settings, database_url: str, port: int) -> int:
+    """Spawn uvicorn on `port` in its own session, marked as this stack's API; return its pid."""
+    require_posix("running the API in the background")
+    if not port_free(settings.api_host, port):
+        raise PortInUse(
+            f"port {settings.api_host}:{port} for the API is in use by {holder_of(port)}",
             "stop it, or choose another port with --api-port / OPS_API_PORT",
         )
     log = log_path(settings)
     log.parent.mkdir(parents=True, exist_ok=True)
     if log.exists() and log.stat().st_size:
         log.replace(log.with_name("api.log.1"))
-    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1", **marks(settings, "api")}
     argv = [
         sys.executable, "-m", "uvicorn", settings.app,
-        "--host", settings.api_host, "--port", str(settings.api_port),
+        "--host", settings.api_host, "--port", str(port),
     ]  # fmt: skip
     with open(log, "ab") as out:
         child = subprocess.Popen(
@@ -81,13 +114,13 @@ def start(settings: Settings, database_url: str) -> int:
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            **detached(),
         )
     _children.append(child)
     return child.pid
 
 
-def wait_healthy(settings: Settings, pid: int, policy: WaitPolicy) -> tuple[Health, int]:
+def wait_healthy(settings: Settings, url: str, pid: int, policy: WaitPolicy) -> tuple[Health, int]:
     """Poll /health until 200; fail at once if the child exits. Returns (health, attempts)."""
     last = Health(None, "no answer yet")
 
@@ -102,7 +135,7 @@ def wait_healthy(settings: Settings, pid: int, policy: WaitPolicy) -> tuple[Heal
 
     def poll() -> Health:
         nonlocal last
-        last = probe(settings.api_url)
+        last = probe(url)
         if last.status != 200:
             raise NotReady(last.body)
         return last
@@ -126,21 +159,15 @@ def exit_code(pid: int) -> int | None:
 
 
 def stop(pid: int | None, grace: float = 5.0) -> bool:
-    """Stop the API process group; True if something was running."""
+    """Stop the API and its children; True if something was running."""
     if not pid:
         return False
     ours = next((child for child in _children if child.pid == pid), None)
-    if ours is None:
-        return terminate(int(pid), grace)
-    _children.remove(ours)
-    if ours.poll() is not None:
-        return False
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(ours.pid, sig)
-        try:
-            ours.wait(timeout=grace)  # reaps it: no zombie, no exit-time warning
-            return True
-        except subprocess.TimeoutExpired:
-            continue
-    return False
+    if ours is not None:
+        _children.remove(ours)
+        if ours.poll() is not None:
+            return False
+    stopped = terminate(int(pid), grace)
+    if ours is not None:
+        ours.wait(timeout=grace)  # reaps it: no zombie, no exit-time warning
+    return stopped

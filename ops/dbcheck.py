@@ -12,6 +12,7 @@ from ops.secrets import redact
 from ops.waiting import WaitPolicy, retry_call
 
 REQUIRED_EXTENSIONS = ("vector", "pg_trgm")
+TLS_MARKERS = ("SSL", "certificate", "no encryption")
 
 
 def check_ready(endpoint: Endpoint, timeout: int = 2) -> str:
@@ -48,10 +49,13 @@ def wait_ready(endpoint: Endpoint, policy: WaitPolicy, alive: Callable[[], None]
     except psycopg.Error as exc:
         reason = redact(first_line(exc), [endpoint.password])
         where = f"{endpoint.user}@{endpoint.host}:{endpoint.port}/{endpoint.database}"
-        raise DatabaseError(
-            f"cannot connect as the app ({where}): {reason}",
-            "check the stack's credentials and that PostgreSQL runs (`invoke status`, `invoke logs -c db`)",
-        ) from None
+        raise DatabaseError(f"cannot connect as the app ({where}): {reason}", _hint(reason)) from None
+
+
+def _hint(reason: str) -> str:
+    if any(marker in reason for marker in TLS_MARKERS):
+        return "check sslrootcert and the server's certificate; a TLS failure is never retried or weakened"
+    return "check the stack's credentials and that PostgreSQL runs (`invoke status`, `invoke logs -c db`)"
 
 
 def first_line(exc: BaseException) -> str:

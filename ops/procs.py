@@ -1,59 +1,85 @@
-"""Small process, port and log helpers shared by the backends and the API runner."""
+"""Process, port and log helpers shared by the backends and the API runner (portable, via psutil)."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
-import signal
 import socket
-import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
+
+from ops.platform import IS_POSIX
+
+_GONE = (psutil.NoSuchProcess, psutil.ZombieProcess)
+
+
+def process(pid: int | None) -> psutil.Process | None:
+    """The live, non-zombie process `pid`, or None (a dead child of ours is reaped here)."""
+    if not pid or pid <= 0:
+        return None
+    if IS_POSIX:
+        with contextlib.suppress(ChildProcessError):
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return None
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return None
+        return proc
+    except _GONE:
+        return None
+    except psutil.AccessDenied:
+        return psutil.Process(pid)  # it runs; we may not look inside
 
 
 def pid_alive(pid: int | None) -> bool:
-    """True if `pid` runs and is not a zombie (a dead child of ours is reaped here)."""
-    if not pid or pid <= 0:
-        return False
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    """True if `pid` runs and is not a zombie."""
+    return process(pid) is not None
 
 
 def cmdline(pid: int) -> str:
     """The process's command line as one string ('' if unknown)."""
+    proc = process(pid)
+    if proc is None:
+        return ""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
+        return " ".join(proc.cmdline())
+    except (psutil.Error, OSError):
         return ""
 
 
+def cwd(pid: int) -> Path | None:
+    """The process's working directory, if it can be read."""
+    proc = process(pid)
+    try:
+        return Path(proc.cwd()).resolve() if proc is not None else None
+    except (psutil.Error, OSError):
+        return None
+
+
 def terminate(pid: int, grace: float = 5.0) -> bool:
-    """SIGTERM the process group of `pid`, then SIGKILL after `grace` seconds. True if it ran."""
-    if not pid_alive(pid):
+    """Stop `pid` and its descendants: terminate, then kill after `grace` seconds. True if it ran."""
+    proc = process(pid)
+    if proc is None:
         return False
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig) if os.getpgid(pid) == pid else os.kill(pid, sig)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if not pid_alive(pid):
-                return True
-            time.sleep(0.02)
-    return not pid_alive(pid)
+    try:
+        tree = [proc, *proc.children(recursive=True)]
+    except _GONE:
+        return True
+    for member in tree:
+        with contextlib.suppress(psutil.Error):
+            member.terminate()
+    _, alive = psutil.wait_procs(tree, timeout=grace)
+    for member in alive:
+        with contextlib.suppress(psutil.Error):
+            member.kill()
+    _, alive = psutil.wait_procs(alive, timeout=grace)
+    return not any(member.pid == pid for member in alive)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -74,6 +100,26 @@ def port_free(host: str, port: int) -> bool:
                 return False
             raise
         return True
+
+
+@dataclass(frozen=True)
+class PortHolder:
+    """Who listens on a port: pid and command line (None where the OS would not tell)."""
+
+    pid: int | None
+    command: str
+
+
+def port_holder(port: int) -> PortHolder | None:
+    """The process listening on TCP `port` (any address), if the OS lets us see it."""
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, OSError):
+        return PortHolder(None, "")  # macOS without root: the holder cannot be read
+    for conn in connections:
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            return PortHolder(conn.pid, cmdline(conn.pid) if conn.pid else "")
+    return None
 
 
 def tail(path: Path | None, lines: int = 40) -> str:

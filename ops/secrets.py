@@ -12,7 +12,8 @@ from sqlalchemy.engine import make_url
 MASK = "***"
 _DSN_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@\s]+)(?=@)", re.I)
 _ASSIGNED = re.compile(
-    r"(?P<head>\b(?:PGPASSWORD|POSTGRES_PASSWORD|password)\s*[=:]\s*['\"]?)(?P<pw>[^\s'\"&,]+)",
+    r"(?P<head>\b(?:PGPASSWORD|POSTGRES_PASSWORD|PGSSLPASSWORD|sslpassword|password)\s*[=:]\s*['\"]?)"
+    r"(?P<pw>[^\s'\"&,]+)",
     re.I,
 )
 
@@ -21,8 +22,11 @@ PASSWORD_KEYS = ("password", "reader_password")  # the owner's and the API reade
 
 
 def stack_passwords(db: Mapping[str, Any]) -> list[str]:
-    """The stack's passwords recorded in the state file's `db` section, to mask in any output."""
-    return [str(db[key]) for key in PASSWORD_KEYS if db.get(key)]
+    """The stack's secrets recorded in the state file's `db` section, to mask in any output:
+    the passwords, and a password or key passphrase among the DSN's parameters."""
+    params = db.get("params") or {}
+    found = [db.get(key) for key in PASSWORD_KEYS] + [params.get(key) for key in ("password", "sslpassword")]
+    return [str(secret) for secret in found if secret]
 
 
 def new_password() -> str:
@@ -36,7 +40,8 @@ def mask_dsn(url: str) -> str:
         parsed = make_url(url)
     except Exception:
         return redact(url)
-    return parsed.render_as_string(hide_password=True)  # SQLAlchemy writes the password as ***
+    # SQLAlchemy writes the password as ***; a password among the query parameters is masked too.
+    return redact(parsed.render_as_string(hide_password=True))
 
 
 def redact(text: str, known: Iterable[str] = ()) -> str:

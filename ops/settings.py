@@ -14,15 +14,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
+from ops import dsn
 from ops.errors import UsageError
 
 Backend = Literal["auto", "embedded", "docker", "external"]
 ENV_PREFIX = "OPS_"
-
-_URL_EXAMPLE = "e.g. postgresql://USER@HOST:5432/DBNAME, with the password after USER and a colon"
 
 DEFAULTS: dict[str, Any] = {
     "stack": "homer",
@@ -32,7 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "db_name": "homer",
     "db_user": "homer",
     "api_host": "127.0.0.1",
-    "api_port": 8000,
+    "api_port": None,  # DEFAULT_API_PORT, or a free port when another program holds it
     "app": "app.main:app",
     "seed": True,
     "db_ready_timeout": 30.0,
@@ -43,7 +40,9 @@ DEFAULTS: dict[str, Any] = {
     "wait_max": 0.25,
     "log_tail_lines": 40,
     "docker_image": "pgvector/pgvector:pg18",
+    "docker_offline_fallback": True,
 }
+DEFAULT_API_PORT = 8000
 
 
 class Settings(BaseModel):
@@ -62,6 +61,7 @@ class Settings(BaseModel):
     db_user: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
     api_host: str
     api_port: int = Field(ge=0, le=65535)
+    api_port_fixed: bool = False  # set by the user (invoke.yaml, env or flag): taken means exit 7
     app: str = Field(pattern=r"^[\w.]+:[\w.]+$")
     seed: bool
     db_ready_timeout: float = Field(ge=0)
@@ -72,6 +72,7 @@ class Settings(BaseModel):
     wait_max: float = Field(ge=0)
     log_tail_lines: int = Field(ge=1, le=10_000)
     docker_image: str
+    docker_offline_fallback: bool
 
     @field_validator("db_host", "api_host")
     @classmethod
@@ -86,7 +87,7 @@ class Settings(BaseModel):
     @field_validator("database_url")
     @classmethod
     def _sync_postgres_url(cls, value: str | None) -> str | None:
-        return None if value in (None, "") else normalise_database_url(value)
+        return None if value in (None, "") else dsn.normalise(value)
 
     @property
     def logs_dir(self) -> Path:
@@ -101,50 +102,18 @@ class Settings(BaseModel):
         """Where clients reach PostgreSQL: db_host, or loopback when it listens on every interface."""
         return connect_host(self.db_host)
 
+    def api_url_on(self, port: int) -> str:
+        return f"http://{connect_host(self.api_host)}:{port}"
+
     @property
     def api_url(self) -> str:
-        return f"http://{connect_host(self.api_host)}:{self.api_port}"
+        """The URL of the configured API port (the state file records the one actually bound)."""
+        return self.api_url_on(self.api_port)
 
 
 def connect_host(listen: str) -> str:
     """The address to connect to for a server listening on `listen` (wildcards mean loopback)."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(listen, listen)
-
-
-def normalise_database_url(value: str) -> str:
-    """Return `value` as a SQLAlchemy URL for the sync psycopg driver, or raise UsageError."""
-    try:
-        url = make_url(value)
-    except ValueError as exc:
-        if "int()" in str(exc):
-            raise UsageError("DATABASE_URL has a malformed port", "use HOST:5432") from None
-        raise UsageError("DATABASE_URL is not a valid URL", _URL_EXAMPLE) from None
-    except ArgumentError:
-        raise UsageError(
-            "DATABASE_URL is not a valid URL",
-            _URL_EXAMPLE,
-        ) from None
-    backend, _, driver = url.drivername.partition("+")
-    if backend not in ("postgresql", "postgres"):
-        raise UsageError(
-            f"DATABASE_URL scheme {url.drivername!r} is not PostgreSQL",
-            _URL_EXAMPLE,
-        )
-    if driver not in ("", "psycopg"):
-        raise UsageError(
-            f"DATABASE_URL driver {driver!r} is not supported (the harness is synchronous)",
-            "use postgresql:// or postgresql+psycopg://",
-        )
-    if not url.host or not url.database:
-        raise UsageError(
-            "DATABASE_URL needs a host and a database name",
-            _URL_EXAMPLE,
-        )
-    try:
-        url.port  # noqa: B018 - parsing the port validates it
-    except ValueError:
-        raise UsageError("DATABASE_URL has a malformed port", "use host:5432") from None
-    return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
 def env_overrides(env: Mapping[str, str]) -> dict[str, str]:
@@ -170,6 +139,9 @@ def build_settings(
     for layer in (config or {}, env_overrides(env or {}), flags or {}):
         merged.update({key: value for key, value in layer.items() if value is not None})
     merged["project_dir"] = Path(project_dir).resolve()
+    merged["api_port_fixed"] = merged["api_port"] is not None
+    if merged["api_port"] is None:
+        merged["api_port"] = DEFAULT_API_PORT
     state_dir = Path(merged.pop("state_dir", None) or merged["project_dir"] / ".ops")
     merged["state_dir"] = state_dir if state_dir.is_absolute() else merged["project_dir"] / state_dir
     try:
@@ -189,4 +161,4 @@ def _describe(exc: ValidationError) -> str:
     return f"invalid setting {name}{shown}: {message}"
 
 
-_FIELD_NAMES = frozenset(Settings.model_fields) - {"project_dir"}
+_FIELD_NAMES = frozenset(Settings.model_fields) - {"project_dir", "api_port_fixed"}

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from ops import api
+from ops import api, orphans
 from ops.backends import DatabaseBackend, Endpoint, select_backend
 from ops.dbcheck import first_line, schema_revision, wait_ready
 from ops.errors import DatabaseError
@@ -39,6 +39,7 @@ class Session:
     state: dict[str, Any]
     ledger: Ledger
     command: str
+    emit: Emit = print
 
     def save(self, steps: list[dict[str, Any]] | None = None) -> None:
         self.state.update(
@@ -65,7 +66,7 @@ def session(
     with stack_lock(settings.state_dir):
         state = load_state_or_fresh(settings.state_file, _warn)
         ledger = Ledger(emit, hooks=hooks if hooks is not None else hooks_for(emit))
-        current = Session(settings, state, ledger, command)
+        current = Session(settings, state, ledger, command, emit)
         current.ledger._on_change = current.save
         try:
             yield current
@@ -81,6 +82,7 @@ class UpResult:
     api_url: str
     endpoint: Endpoint
     backend: str
+    swept: tuple[str, ...] = ()
 
 
 def up(
@@ -91,10 +93,11 @@ def up(
 ) -> UpResult:
     """Bring the stack to healthy, doing only what is not already so."""
     with session(settings, "up", emit, hooks) as run:
-        backend, why = select_backend(settings, run.state)
+        backend, why = select_backend(settings, run.state, emit)
         emit(f"backend: {backend.name} ({why})")
+        swept: list[str] = []
         try:
-            endpoint = _db_steps(run, backend, why)
+            endpoint = _db_steps(run, backend, why, swept)
         finally:
             backend.save_log()
         if seed is not None and settings.seed:
@@ -102,13 +105,22 @@ def up(
                 step.detail = seed(endpoint)
                 if step.detail.startswith("already"):
                     step.skip(step.detail)
-        _api_steps(run, endpoint)
-        return UpResult(settings.api_url, endpoint, backend.name)
+        api_url = _api_steps(run, backend, endpoint, swept)
+        return UpResult(api_url, endpoint, backend.name, tuple(swept))
 
 
-def _db_steps(run: Session, backend: DatabaseBackend, why: str) -> Endpoint:
+def _sweep(run: Session, component: str, swept: list[str]) -> None:
+    """Stop this stack's orphaned `component` before starting its replacement, and say so."""
+    for line in orphans.sweep(run.settings, run.state, [component]):
+        run.emit(f"swept: {line}")
+        swept.append(line)
+
+
+def _db_steps(run: Session, backend: DatabaseBackend, why: str, swept: list[str]) -> Endpoint:
     settings, ledger = run.settings, run.ledger
     with ledger.step("db") as step:
+        if backend.owns_server and not backend.is_running():
+            _sweep(run, "db", swept)
         started = backend.start()
         run.state["db"]["backend"] = backend.name
         step.detail = f"{backend.name} ({why}): {started.detail}"
@@ -136,37 +148,46 @@ def _db_steps(run: Session, backend: DatabaseBackend, why: str) -> Endpoint:
     return endpoint
 
 
-def _api_steps(run: Session, endpoint: Endpoint) -> None:
+def _api_steps(run: Session, backend: DatabaseBackend, endpoint: Endpoint, swept: list[str]) -> str:
+    """api-start and api-health; returns the URL the API answers on."""
     settings, ledger = run.settings, run.ledger
     api_state: dict[str, Any] = run.state.setdefault("api", {})
     started_pid: int | None = None
+    url = api.recorded_url(settings, run.state)
     try:
         with ledger.step("api-start") as step:
             pid: int | None = api_state.get("pid")
-            if api.is_ours(pid, settings) and api.probe(settings.api_url).status == 200:
+            if api.is_ours(pid, settings) and api.probe(url).status == 200:
                 step.skip(f"already healthy, pid {pid}")
             else:
                 if api.is_ours(pid, settings):
                     api.stop(pid)
-                started_pid = pid = api.start(settings, _api_endpoint(run, endpoint).url())
-                api_state.update(pid=pid, url=settings.api_url, log=str(api.log_path(settings)))
-                step.detail = f"uvicorn pid {pid} on {settings.api_url}"
+                _sweep(run, "api", swept)
+                port = api.choose_port(settings, api_state.get("port"))
+                url = settings.api_url_on(port)
+                started_pid = pid = api.start(settings, _api_endpoint(run, backend, endpoint).url(), port)
+                api_state.update(pid=pid, port=port, url=url, log=str(api.log_path(settings)))
+                moved = "" if port == settings.api_port else f" (port {settings.api_port} is taken)"
+                step.detail = f"uvicorn pid {pid} on {url}{moved}"
         with ledger.step("api-health") as step:
             assert pid is not None, "api-start either found our healthy API or started one"
-            health, step.attempts = api.wait_healthy(settings, pid, run.policy(settings.api_health_timeout))
+            health, step.attempts = api.wait_healthy(
+                settings, url, pid, run.policy(settings.api_health_timeout)
+            )
             step.detail = f"GET /health -> {health.status}"
     except BaseException:
         if started_pid:
             api.stop(started_pid)
             api_state["pid"] = None
         raise
+    return url
 
 
-def _api_endpoint(run: Session, owner: Endpoint) -> Endpoint:
+def _api_endpoint(run: Session, backend: DatabaseBackend, owner: Endpoint) -> Endpoint:
     """Where the API connects: the read-only role (grants refreshed), or an external server's DSN as is."""
-    db: dict[str, Any] = run.state.setdefault("db", {})
-    if db.get("backend") == "external":
+    if not backend.owns_server:
         return owner  # not ours to provision: the API uses the DSN it was given
+    db: dict[str, Any] = run.state.setdefault("db", {})
     if not db.get("reader_password"):
         db["reader_password"] = new_password()
     return ensure_reader(owner, db["reader_password"])
@@ -180,19 +201,21 @@ def down(
     with session(settings, "down", emit, hooks) as run:
         api_state = run.state.setdefault("api", {})
         with run.ledger.step("api-stop") as step:
-            if api.is_ours(api_state.get("pid"), settings) and api.stop(api_state["pid"]):
-                step.detail = f"stopped pid {api_state['pid']}"
+            stopped = [f"stopped pid {api_state['pid']}"] if _stop_recorded_api(settings, api_state) else []
+            stopped += orphans.sweep(settings, run.state, ["api"])
+            if stopped:
+                step.detail = "; ".join(stopped)
                 done.append(f"api: {step.detail}")
             else:
                 step.skip("not running")
-            api_state["pid"] = None
-        recorded = run.state.get("db", {}).get("backend")
-        if recorded == "external" or (recorded is None and settings.backend == "external"):
+        if _backend_recorded_or_set(settings, run.state) == "external":
             return done  # an external server is not ours to stop
         backend, _ = select_backend(settings, run.state)
         with run.ledger.step("db-stop") as step:
-            if backend.stop():
-                step.detail = f"{backend.name} stopped, data kept"
+            stopped = [f"{backend.name} stopped, data kept"] if backend.stop() else []
+            stopped += orphans.sweep(settings, run.state, ["db"])
+            if stopped:
+                step.detail = "; ".join(stopped)
                 done.append(f"db: {step.detail}")
             else:
                 step.skip(f"{backend.name} not running")
@@ -206,14 +229,28 @@ def down(
     return done
 
 
-def remove_all_labelled() -> list[str]:
-    """`down --all`: every Docker container and volume the harness labelled, of any stack."""
-    from ops.backends.docker import remove_all
-    from ops.engine import connect
+def _stop_recorded_api(settings: Settings, api_state: dict[str, Any]) -> bool:
+    pid = api_state.get("pid")
+    api_state["pid"] = None
+    return api.is_ours(pid, settings) and api.stop(pid)
 
-    client = connect()
+
+def _backend_recorded_or_set(settings: Settings, state: dict[str, Any]) -> str:
+    return str(state.get("db", {}).get("backend") or settings.backend)
+
+
+def remove_all_labelled() -> list[str]:
+    """`down --all`: every process the harness marked and every Docker container and volume it
+    labelled, of any stack and checkout, each named with the checkout it belonged to."""
+    from ops.backends.docker import remove_all
+    from ops.engine import try_connect
+
+    done = orphans.stop_each(orphans.every_stack())
+    client, reason = try_connect()
+    if client is None:
+        return [*done, f"docker: nothing removed ({reason})"]
     try:
-        return [f"removed {item}" for item in remove_all(client)]
+        return done + [f"removed {item}" for item in remove_all(client)]
     finally:
         client.close()
 
@@ -242,6 +279,7 @@ def recorded_endpoint(settings: Settings, state: dict[str, Any]) -> Endpoint | N
         db.get("user", settings.db_user),
         db["password"],
         db.get("database", settings.db_name),
+        dict(db.get("params") or {}),
     )
 
 
@@ -266,14 +304,15 @@ def _db_status(settings: Settings, state: dict[str, Any]) -> Component:
 
 def _api_status(settings: Settings, state: dict[str, Any]) -> Component:
     pid = state.get("api", {}).get("pid")
-    facts: dict[str, Any] = {"pid": pid, "url": settings.api_url}
+    url = api.recorded_url(settings, state)
+    facts: dict[str, Any] = {"pid": pid, "url": url}
     if not api.is_ours(pid, settings):
         return Component("api", False, f"not running (log: {api.log_path(settings)})", facts)
-    health = api.probe(settings.api_url, timeout=2.0)
+    health = api.probe(url, timeout=2.0)
     facts["health"] = health.status
     healthy = health.status == 200
     answer = f"/health {health.status}" if health.status else f"/health no answer ({health.body})"
-    return Component("api", healthy, f"pid {pid} {settings.api_url} {answer}", facts)
+    return Component("api", healthy, f"pid {pid} {url} {answer}", facts)
 
 
 def migrate_stack(settings: Settings, revision: str, emit: Emit = print) -> str:

@@ -8,13 +8,14 @@ endpoints from here, never from a guess.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from ops.errors import StackBusy
 from ops.signals import sigint_held
@@ -79,25 +80,22 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 
 @contextlib.contextmanager
 def stack_lock(state_dir: Path, wait_seconds: float = 0.0) -> Iterator[None]:
-    """Hold the stack's exclusive lock; another holder makes this fail clearly (StackBusy)."""
-    import time
+    """Hold the stack's exclusive lock; another holder makes this fail clearly (StackBusy).
 
+    An OS lock on `<state_dir>/lock` (flock on POSIX, msvcrt on Windows, via filelock):
+    released by the OS when the holder dies, so a crashed command never leaves it held.
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     lock_path = state_dir / "lock"
-    handle = open(lock_path, "a+")  # noqa: SIM115 - held for the duration of the block
-    deadline = time.monotonic() + wait_seconds
+    lock = FileLock(lock_path, timeout=wait_seconds, poll_interval=0.1)
     try:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise StackBusy(
-                        f"another harness command is running on this stack ({lock_path})",
-                        "wait for it to finish, or use another --stack",
-                    ) from None
-                time.sleep(0.1)
+        lock.acquire()
+    except Timeout:
+        raise StackBusy(
+            f"another harness command is running on this stack ({lock_path})",
+            "wait for it to finish, or use another --stack",
+        ) from None
+    try:
         yield
     finally:
-        handle.close()
+        lock.release()

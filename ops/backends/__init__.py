@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ops.backends.base import DatabaseBackend, Endpoint, Started
@@ -10,11 +11,14 @@ from ops.settings import Settings
 __all__ = ["DatabaseBackend", "Endpoint", "Started", "select_backend"]
 
 
-def select_backend(settings: Settings, state: dict[str, Any]) -> tuple[DatabaseBackend, str]:
+def select_backend(
+    settings: Settings, state: dict[str, Any], emit: Callable[[str], None] = print
+) -> tuple[DatabaseBackend, str]:
     """The backend for this stack, and why it was chosen.
 
-    `auto` keeps the backend the stack already has; a new stack gets docker when an
-    engine answers a ping within a short timeout, else embedded.
+    `auto` keeps the backend the stack already has. A new stack gets docker only when it can
+    deliver: an engine answers *and* an image is present, pullable or buildable offline;
+    otherwise embedded, and the reason says why docker could not.
     """
     choice, why = settings.backend, "chosen by setting"
     if choice == "auto":
@@ -22,11 +26,14 @@ def select_backend(settings: Settings, state: dict[str, Any]) -> tuple[DatabaseB
         if recorded in ("embedded", "docker", "external"):
             choice, why = recorded, "the stack already uses it"
         else:
-            from ops.engine import engine_answers
+            from ops.backends.docker import DockerBackend
 
-            answers, reason = engine_answers()
-            choice = "docker" if answers else "embedded"
-            why = f"auto: {reason}" if answers else f"auto: {reason}; using embedded"
+            docker = DockerBackend(settings, state, emit)
+            delivers, reason = docker.can_deliver()
+            if delivers:
+                return docker, f"auto: {reason}"
+            docker.close()
+            choice, why = "embedded", f"auto: {reason}; using embedded"
     if choice == "embedded":
         from ops.backends.embedded import EmbeddedBackend
 
@@ -37,4 +44,4 @@ def select_backend(settings: Settings, state: dict[str, Any]) -> tuple[DatabaseB
         return ExternalBackend(settings, state), why
     from ops.backends.docker import DockerBackend
 
-    return DockerBackend(settings, state), why
+    return DockerBackend(settings, state, emit), why

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +15,18 @@ from ops.secrets import mask_dsn
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where the app's own path reaches the database: host, port, role, password, database."""
+    """Where the app's own path reaches the database: host, port, role, password, database, and
+    every other libpq parameter the user gave (TLS, `target_session_attrs`, `options`, ...)."""
 
     host: str
     port: int
     user: str
     password: str
     database: str
+    params: Mapping[str, str] = field(default_factory=dict)
 
     def url(self) -> str:
-        """SQLAlchemy URL for the sync psycopg driver (contains the password)."""
+        """SQLAlchemy URL for the sync psycopg driver (contains the password), with every parameter."""
         return URL.create(
             "postgresql+psycopg",
             username=self.user,
@@ -31,21 +34,24 @@ class Endpoint:
             host=self.host,
             port=self.port,
             database=self.database,
+            query=dict(self.params),
         ).render_as_string(hide_password=False)
 
     def masked_url(self) -> str:
         return mask_dsn(self.url())
 
     def connect_kwargs(self, timeout: int = 2) -> dict[str, Any]:
-        """Keyword arguments for psycopg.connect."""
+        """Keyword arguments for psycopg.connect: every parameter, and the harness's bound on waiting."""
+        given = self.params.get("connect_timeout", "")
         return {
+            "application_name": "homer-ops",
+            **self.params,
             "host": self.host,
             "port": self.port,
             "user": self.user,
             "password": self.password,
             "dbname": self.database,
-            "connect_timeout": timeout,
-            "application_name": "homer-ops",
+            "connect_timeout": min(timeout, int(given)) if given.isdigit() and int(given) > 0 else timeout,
         }
 
 
@@ -65,6 +71,7 @@ class DatabaseBackend(ABC):
     """
 
     name: str
+    owns_server = True  # the harness starts and stops this server (not so for an external one)
 
     @abstractmethod
     def start(self) -> Started:

@@ -13,6 +13,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,9 +22,11 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from requests.exceptions import RequestException
 
+from ops import pull_memory
 from ops.backends.base import DatabaseBackend, Endpoint, Started
-from ops.engine import connect, engine_address
+from ops.engine import connect, engine_address, try_connect
 from ops.errors import BackendUnavailable, DatabaseError, OpsError
+from ops.scope import checkout_id
 from ops.secrets import PASSWORD_KEYS, new_password, redact, stack_passwords
 from ops.settings import Settings
 
@@ -37,15 +40,36 @@ VOLUME_MOUNT = "/var/lib/postgresql"
 PORT_MAP_TIMEOUT_S = 10
 
 
+STACK_LABEL, PROJECT_LABEL = f"{LABEL}.stack", f"{LABEL}.project"
+
+
+def scoped_prefix(settings: Settings) -> str:
+    """`homer-ops-<stack>-<checkout hash>`: two checkouts' stacks of one name never share a name."""
+    return f"{LABEL}-{settings.stack}-{checkout_id(settings.project_dir)}"
+
+
+def scope_labels(settings: Settings) -> dict[str, str]:
+    """What every object of this stack carries: its stack and its checkout."""
+    return {STACK_LABEL: settings.stack, PROJECT_LABEL: str(settings.project_dir)}
+
+
 def labels_for(settings: Settings, run_id: str, image: str) -> dict[str, str]:
     return {
-        f"{LABEL}.stack": settings.stack,
+        **scope_labels(settings),
         f"{LABEL}.run-id": run_id,
         f"{LABEL}.owner-pid": str(os.getpid()),
         f"{LABEL}.created": datetime.now(UTC).isoformat(timespec="seconds"),
         f"{LABEL}.image": image,
-        f"{LABEL}.project": str(settings.project_dir),
     }
+
+
+@dataclass(frozen=True)
+class ImagePlan:
+    """How the docker backend gets its image: the tag and what to do (None when it cannot)."""
+
+    tag: str | None
+    action: str  # "present", "pulled", "build" or "none"
+    note: str
 
 
 def _engine_errors(method: Callable[..., T]) -> Callable[..., T]:
@@ -78,11 +102,28 @@ class DockerBackend(DatabaseBackend):
     def __init__(self, settings: Settings, state: dict[str, Any], emit: Any = print) -> None:
         self.settings = settings
         self.db: dict[str, Any] = state.setdefault("db", {})
-        self.container_name = f"{LABEL}-{settings.stack}-db"
-        self.volume_name = f"{LABEL}-{settings.stack}-pgdata"
+        # A stack made before names were scoped keeps its recorded names (adopted, not lost).
+        self.container_name = self.db.get("container_name") or f"{scoped_prefix(settings)}-db"
+        self.volume_name = self.db.get("volume") or f"{scoped_prefix(settings)}-pgdata"
         self._log = settings.logs_dir / "db.log"
         self._emit = emit
         self._client: Any = None
+        self._plan: ImagePlan | None = None
+
+    def can_deliver(self) -> tuple[bool, str]:
+        """For `auto`: (True, why) when an engine answers and an image is present, pullable or
+        buildable; else (False, why not). Nothing is built here; a pull that worked is kept."""
+        client, reason = try_connect()
+        if client is None:
+            return False, f"no Docker engine answers at {engine_address()} ({reason})"
+        self._client = client
+        try:
+            plan = self.image_plan()
+        except (DockerException, RequestException) as exc:
+            return False, f"the Docker engine at {engine_address()} failed a request ({type(exc).__name__})"
+        if plan.tag is None:
+            return False, f"a Docker engine answers at {engine_address()}, but {plan.note}"
+        return True, f"a Docker engine answers at {engine_address()} and {plan.note}"
 
     @property
     def client(self) -> Any:
@@ -93,6 +134,11 @@ class DockerBackend(DatabaseBackend):
     @property
     def log_path(self) -> Path:
         return self._log
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     # --- interface -------------------------------------------------------------------
 
@@ -210,17 +256,29 @@ class DockerBackend(DatabaseBackend):
     # --- internals -------------------------------------------------------------------
 
     def _find(self) -> Container | None:
-        """This stack's container, or None. A same-named container we did not create is an error."""
+        """This stack's container, or None. A same-named container of another checkout or stack, or
+        one the harness did not create, is never touched: an error (or, for a name recorded before
+        names were scoped, a sign that another checkout owns it, so this one gets its own)."""
         try:
             container = self.client.containers.get(self.container_name)
         except NotFound:
             return None
-        if container.labels.get(f"{LABEL}.stack") != self.settings.stack:
-            raise BackendUnavailable(
-                f"a container named {self.container_name} exists but was not created by this harness",
-                "it is left untouched: remove or rename it, or use another --stack",
-            )
-        return container
+        labels = container.labels
+        if labels.get(STACK_LABEL) == self.settings.stack and labels.get(PROJECT_LABEL) in (
+            None,
+            str(self.settings.project_dir),
+        ):
+            return container
+        scoped = scoped_prefix(self.settings)
+        if labels.get(STACK_LABEL) and not self.container_name.startswith(scoped):
+            self.container_name, self.volume_name = f"{scoped}-db", f"{scoped}-pgdata"
+            return self._find()
+        owner = labels.get(PROJECT_LABEL)
+        raise BackendUnavailable(
+            f"a container named {self.container_name} exists but "
+            + (f"belongs to the checkout {owner}" if owner else "was not created by this harness"),
+            "it is left untouched: remove or rename it, or use another --stack",
+        )
 
     def _password(self, container: Container) -> str:
         """The stack's password; recovered from our own container if the state lost it."""
@@ -238,31 +296,79 @@ class DockerBackend(DatabaseBackend):
             return ""
         return redact(raw.decode("utf-8", errors="replace"), stack_passwords(self.db))
 
-    def _ensure_image(self) -> tuple[str, str]:
-        """The configured image, pulled if missing; else the offline image, built if missing."""
+    def image_plan(self) -> ImagePlan:
+        """The configured image if present or pullable; else the offline image, present or buildable.
+
+        A failed pull is remembered (`ops.pull_memory`), so an air-gapped machine tries it once an hour.
+        """
+        if self._plan is not None:
+            return self._plan
         image = self.settings.docker_image
+        if self._has_image(image):
+            self._plan = ImagePlan(image, "present", f"{image} is present")
+            return self._plan
+        remembered = pull_memory.recent_failure(image)
+        failed = self._pull(image) if remembered is None else f"{remembered}; remembered, not retried yet"
+        if failed is None:
+            self._plan = ImagePlan(image, "pulled", f"pulled {image}")
+        else:
+            self._plan = self._offline_plan(f"{image} cannot be pulled ({failed})")
+        return self._plan
+
+    def _pull(self, image: str) -> str | None:
+        """Pull `image`; None when it worked, else why not (remembered)."""
+        self._emit(f"pulling {image} ...")
         try:
-            self.client.images.get(image)
-            return image, ""
-        except ImageNotFound:
-            pass
-        try:
-            self._emit(f"pulling {image} ...")
             self.client.images.pull(image)
-            return image, f"pulled {image}"
         except APIError as exc:
             reason = str(exc.explanation or exc)[:120]
-        from ops.image import ensure_offline_image
+            pull_memory.remember_failure(image, reason)
+            return reason
+        pull_memory.forget(image)
+        return None
 
-        self._emit(f"{image} cannot be pulled ({reason}); using the offline image instead")
-        tag, built = ensure_offline_image(self.client, progress=self._emit)
-        verb = "built" if built else "using"
-        return tag, f"{image} cannot be pulled ({reason}); {verb} the offline image {tag}"
+    def _offline_plan(self, why: str) -> ImagePlan:
+        from ops.image import offline_present, offline_tag, why_not_buildable
+
+        if not self.settings.docker_offline_fallback:
+            return ImagePlan(None, "none", f"{why}, and docker_offline_fallback is off")
+        present = offline_present(self.client)
+        if present:
+            return ImagePlan(present, "present", f"{why}; using the offline image {present}")
+        missing = why_not_buildable()
+        if missing:
+            return ImagePlan(None, "none", f"{why}, and the offline image cannot be built: {missing}")
+        return ImagePlan(offline_tag(), "build", f"{why}; the offline image {offline_tag()} will be built")
+
+    def _has_image(self, tag: str) -> bool:
+        try:
+            self.client.images.get(tag)
+            return True
+        except ImageNotFound:
+            return False
+
+    def _ensure_image(self) -> tuple[str, str]:
+        """The image to run and a note on how it was had; BackendUnavailable when none can be."""
+        plan = self.image_plan()
+        if plan.tag is None:
+            raise BackendUnavailable(
+                f"no PostgreSQL image can be had: {plan.note}",
+                "pull or build one (`invoke image` builds the offline image; it needs busybox-static), "
+                "or use --backend embedded",
+            )
+        if plan.action == "build":
+            from ops.image import ensure_offline_image
+
+            self._emit(f"{plan.note} ...")
+            tag, _ = ensure_offline_image(self.client, progress=self._emit)
+            return tag, plan.note.replace("will be built", "was built")
+        quiet = plan.action == "present" and plan.tag == self.settings.docker_image
+        return plan.tag, "" if quiet else plan.note
 
     def _create(self, image: str, password: str) -> Container:
         if not self._volume_exists():
             self.client.volumes.create(
-                self.volume_name, labels={f"{LABEL}.stack": self.settings.stack, f"{LABEL}.kind": "pgdata"}
+                self.volume_name, labels={**scope_labels(self.settings), f"{LABEL}.kind": "pgdata"}
             )
         try:
             return self.client.containers.run(
@@ -319,12 +425,18 @@ class DockerBackend(DatabaseBackend):
 
 
 def remove_all(client: Any) -> list[str]:
-    """`down --all`: every container and volume this harness labelled."""
+    """`down --all`: every container and volume this harness labelled, with the checkout of each."""
     removed = []
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL}.stack"}):
+    for container in client.containers.list(all=True, filters={"label": STACK_LABEL}):
         container.remove(force=True)
-        removed.append(f"container {container.name}")
-    for volume in client.volumes.list(filters={"label": f"{LABEL}.stack"}):
+        removed.append(f"container {container.name} ({_owner(container.labels)})")
+    for volume in client.volumes.list(filters={"label": STACK_LABEL}):
+        labels = volume.attrs.get("Labels") or {}
         volume.remove(force=True)
-        removed.append(f"volume {volume.name}")
+        removed.append(f"volume {volume.name} ({_owner(labels)})")
     return removed
+
+
+def _owner(labels: dict[str, str]) -> str:
+    checkout = labels.get(PROJECT_LABEL) or "unknown (made before checkouts were recorded)"
+    return f"stack {labels.get(STACK_LABEL)}, checkout {checkout}"

@@ -12,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-import pwd
 import shutil
-import stat
 import subprocess
 import time
 from pathlib import Path
@@ -25,12 +23,13 @@ from psycopg import sql
 
 from ops.backends.base import DatabaseBackend, Endpoint, Started
 from ops.errors import BackendUnavailable, DatabaseError, PortInUse
+from ops.platform import Account, allow_traverse, give_to, require_posix, run_as, service_account
 from ops.procs import free_port, pid_alive, port_free, tail
 from ops.roles import reader_name, upsert_login_role
+from ops.scope import marks
 from ops.secrets import PASSWORD_KEYS, new_password
 from ops.settings import Settings
 
-SERVICE_USER = "homer-pg"
 SUPERUSER = "postgres"
 EXTENSIONS = ("vector", "pg_trgm")
 START_TIMEOUT_S = 30
@@ -73,6 +72,7 @@ class EmbeddedBackend(DatabaseBackend):
         return self._log
 
     def start(self) -> Started:
+        require_posix("the embedded PostgreSQL")
         bin_dir = pg_bin_dir()
         runner = service_account()
         password = self.db.get("password") or new_password()
@@ -164,7 +164,7 @@ class EmbeddedBackend(DatabaseBackend):
         digest = hashlib.sha1(str(self.data_dir).encode()).hexdigest()[:12]
         return Path("/tmp") / f"homer-pg-{digest}"
 
-    def _prepare_paths(self, runner: pwd.struct_passwd | None, bin_dir: Path) -> None:
+    def _prepare_paths(self, runner: Account | None, bin_dir: Path) -> None:
         self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
         self._log.touch(exist_ok=True)
         socket_dir = self._socket_dir()
@@ -172,24 +172,31 @@ class EmbeddedBackend(DatabaseBackend):
         socket_dir.chmod(0o700)
         if runner is None:
             return
-        for path in (socket_dir, self._log):
-            os.chown(path, runner.pw_uid, runner.pw_gid)
-        if self.data_dir.exists():
-            os.chown(self.data_dir, runner.pw_uid, runner.pw_gid)
+        give_to(runner, socket_dir, self._log, *([self.data_dir] if self.data_dir.exists() else []))
         for target in (bin_dir, socket_dir.parent, self._log.parent, self.data_dir.parent):
             allow_traverse(target)
 
     def _run(
-        self, argv: list[str], runner: pwd.struct_passwd | None, timeout: float
+        self, argv: list[str], runner: Account | None, timeout: float
     ) -> subprocess.CompletedProcess[str]:
-        kwargs: dict[str, Any] = {}
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "TZ": "UTC"}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LC_ALL": "C.UTF-8",
+            "TZ": "UTC",
+            **marks(self.settings, "db"),  # the postmaster inherits them: found even if its data is deleted
+        }
         if runner is not None:
-            kwargs = {"user": runner.pw_uid, "group": runner.pw_gid, "extra_groups": []}
-            env["HOME"] = runner.pw_dir or "/"
+            env["HOME"] = runner.home
         try:
             return subprocess.run(
-                argv, capture_output=True, text=True, timeout=timeout, cwd="/", env=env, check=False, **kwargs
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd="/",
+                env=env,
+                check=False,
+                **run_as(runner),
             )
         except subprocess.TimeoutExpired:
             raise DatabaseError(
@@ -198,10 +205,9 @@ class EmbeddedBackend(DatabaseBackend):
                 evidence=tail(self._log, self.settings.log_tail_lines),
             ) from None
 
-    def _initdb(self, bin_dir: Path, runner: pwd.struct_passwd | None) -> str:
+    def _initdb(self, bin_dir: Path, runner: Account | None) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if runner is not None:
-            os.chown(self.data_dir, runner.pw_uid, runner.pw_gid)
+        give_to(runner, self.data_dir)
         result = self._run(
             [
                 str(bin_dir / "initdb"),
@@ -236,7 +242,7 @@ class EmbeddedBackend(DatabaseBackend):
             ports.append(int(self.db["port"]))
         return ports
 
-    def _start_server(self, bin_dir: Path, runner: pwd.struct_passwd | None) -> tuple[int, str]:
+    def _start_server(self, bin_dir: Path, runner: Account | None) -> tuple[int, str]:
         host = self.settings.db_host
         wanted = self._candidate_ports()
         if self.settings.db_port and not port_free(host, self.settings.db_port):
@@ -284,7 +290,7 @@ class EmbeddedBackend(DatabaseBackend):
         raise DatabaseError("PostgreSQL failed to start", f"see {self._log}", evidence=last_error[-4000:])
 
     def _pg_ctl(
-        self, args: list[str], runner: pwd.struct_passwd | None = None, check: bool = True
+        self, args: list[str], runner: Account | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         if runner is None:
             runner = service_account()
@@ -326,42 +332,6 @@ class EmbeddedBackend(DatabaseBackend):
                 conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension)))
 
 
-def service_account() -> pwd.struct_passwd | None:
-    """The unprivileged OS user to run PostgreSQL as, when we are root (created if needed)."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        return pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        pass
-    useradd = shutil.which("useradd")
-    if useradd is None:
-        raise BackendUnavailable(
-            f"running as root and no {SERVICE_USER!r} user exists, and useradd is missing",
-            f"create an unprivileged user {SERVICE_USER!r}, or run as a normal user",
-        )
-    subprocess.run(
-        [
-            useradd,
-            "--system",
-            "--no-create-home",
-            "--home-dir",
-            "/nonexistent",
-            "--shell",
-            "/usr/sbin/nologin",
-            SERVICE_USER,
-        ],
-        check=False,
-        capture_output=True,
-    )
-    try:
-        return pwd.getpwnam(SERVICE_USER)
-    except KeyError:
-        raise BackendUnavailable(
-            f"could not create the OS user {SERVICE_USER!r}", "create it by hand"
-        ) from None
-
-
 def _read_from(path: Path, offset: int) -> str:
     """What was appended to `path` after `offset` bytes."""
     try:
@@ -370,13 +340,3 @@ def _read_from(path: Path, offset: int) -> str:
             return handle.read()
     except OSError:
         return ""
-
-
-def allow_traverse(path: Path) -> None:
-    """Give others search (x) permission on `path` and its ancestors, as PostgreSQL needs."""
-    for directory in [path, *path.parents]:
-        if not directory.is_dir():
-            continue
-        mode = directory.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            directory.chmod(mode | stat.S_IXOTH)

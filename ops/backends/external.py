@@ -1,4 +1,8 @@
-"""An existing PostgreSQL given by DATABASE_URL: nothing is started or stopped."""
+"""An existing PostgreSQL given by DATABASE_URL: nothing is started or stopped.
+
+Every libpq parameter of the URL (TLS modes and files, `target_session_attrs`, `options`, ...)
+is kept in the endpoint, so that it reaches every connection the harness and the app make.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from ops.backends.base import DatabaseBackend, Endpoint, Started
+from ops.dsn import check_files, params_of
 from ops.errors import UsageError
 from ops.settings import Settings
 
 
 class ExternalBackend(DatabaseBackend):
     name = "external"
+    owns_server = False
 
     def __init__(self, settings: Settings, state: dict[str, Any]) -> None:
         if not settings.database_url:
@@ -30,12 +36,15 @@ class ExternalBackend(DatabaseBackend):
         return None
 
     def start(self) -> Started:
+        params = params_of(self.url)
+        check_files(params)
         endpoint = Endpoint(
             host=self.url.host or "127.0.0.1",
             port=self.url.port or 5432,
             user=self.url.username or "postgres",
             password=self.url.password or "",
             database=self.url.database or "postgres",
+            params=params,
         )
         self.db.update(
             backend=self.name,
@@ -44,8 +53,10 @@ class ExternalBackend(DatabaseBackend):
             user=endpoint.user,
             database=endpoint.database,
             password=endpoint.password,
+            params=params,
         )
-        return Started(endpoint, reused=True, detail=f"external server {endpoint.host}:{endpoint.port}")
+        tls = f", sslmode={params['sslmode']}" if "sslmode" in params else ""
+        return Started(endpoint, reused=True, detail=f"external server {endpoint.host}:{endpoint.port}{tls}")
 
     def assert_alive(self) -> None:
         """Nothing local to watch: readiness alone tells."""

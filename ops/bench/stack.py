@@ -26,9 +26,10 @@ import psycopg
 from docker.errors import DockerException
 
 from ops.backends.docker import LABEL, SHM_SIZE
-from ops.backends.embedded import SERVICE_USER, allow_traverse, pg_bin_dir, service_account
+from ops.backends.embedded import pg_bin_dir
 from ops.bench.stats import medians, ratio
 from ops.errors import ApiError, BackendUnavailable, DatabaseError, MigrationError, OpsError
+from ops.platform import SERVICE_USER, allow_traverse, give_to, service_account
 from ops.procs import free_port, tail, terminate
 from ops.signals import sigint_held
 from ops.waiting import NotReady, WaitPolicy, retry_call
@@ -171,8 +172,7 @@ def _bare_embedded() -> Iterator[str]:
     password, pwfile = secrets.token_hex(12), work / "pw"
     pwfile.write_text(password)
     if runner:
-        for path in (work, pwfile):
-            os.chown(path, runner.pw_uid, runner.pw_gid)
+        give_to(runner, work, pwfile)
         allow_traverse(work)
     try:
         for argv in (

@@ -10,6 +10,8 @@ import pytest
 
 from ops import stack
 from ops.engine import try_connect
+from ops.errors import BackendUnavailable
+from ops.image import ensure_offline_image, locate_busybox, offline_present, offline_tag
 from ops.settings import Settings
 from tests.helpers import stack_settings
 
@@ -38,3 +40,26 @@ def make_stack(engine, tmp_path) -> Iterator:
     yield make
     for settings in made:
         stack.down(settings, volumes=True, emit=lambda _line: None)
+
+
+def offline_image_or_skip(client: docker.DockerClient) -> str:
+    """The offline image's tag, built if missing; a LOUD skip when it must be built and busybox is absent.
+
+    An image already in the engine is used without busybox; only a build needs it.
+    """
+    if offline_present(client) is None:  # it would have to be built
+        try:
+            locate_busybox()
+        except BackendUnavailable as exc:
+            pytest.skip(
+                f"NO BUSYBOX: the offline image {offline_tag()} is not in the engine and cannot be built "
+                f"({exc.one_line()}); the tests that need it did not run"
+            )
+    tag, _built = ensure_offline_image(client)
+    return tag
+
+
+@pytest.fixture(scope="session")
+def offline_image(engine: docker.DockerClient) -> str:
+    """The offline image's tag (see `offline_image_or_skip`), built at most once per session."""
+    return offline_image_or_skip(engine)

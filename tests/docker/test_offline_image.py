@@ -49,9 +49,9 @@ def client(engine: docker.DockerClient) -> docker.DockerClient:
 
 
 @pytest.fixture(scope="module")
-def image(client: docker.DockerClient) -> str:
-    tag, _built = ensure_offline_image(client)
-    return tag
+def image(offline_image: str) -> str:
+    """Built if missing; skipped loudly when it must be built without busybox (tests/docker/conftest.py)."""
+    return offline_image
 
 
 @dataclass

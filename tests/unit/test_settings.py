@@ -92,3 +92,16 @@ def test_malformed_database_url_is_a_usage_error_without_the_password(url, messa
 
 def test_relative_state_dir_is_under_the_project():
     assert build_settings(ROOT, flags={"state_dir": "tmp/ci"}).state_dir == ROOT / "tmp" / "ci"
+
+
+def test_the_default_api_port_may_move_but_one_the_user_set_may_not():
+    default = build_settings(ROOT)
+    assert default.api_port == 8000 and not default.api_port_fixed
+    assert build_settings(ROOT, config={"api_port": 8000}).api_port_fixed  # invoke.yaml, even at 8000
+    assert build_settings(ROOT, env={"OPS_API_PORT": "8100"}).api_port_fixed
+    assert build_settings(ROOT, flags={"api_port": "8101"}).api_port == 8101
+
+
+def test_the_offline_fallback_is_a_setting():
+    assert build_settings(ROOT).docker_offline_fallback
+    assert not build_settings(ROOT, env={"OPS_DOCKER_OFFLINE_FALLBACK": "false"}).docker_offline_fallback

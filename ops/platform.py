@@ -1,0 +1,112 @@
+"""What differs between operating systems, in one place: everything else is portable.
+
+POSIX-only calls (the `pwd` database, effective uid, `useradd`, `chown`, process sessions)
+live here behind `IS_POSIX`. On Windows the harness does not run PostgreSQL or the API
+itself yet: `require_posix` turns that into one line and exit code 3, naming what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ops.errors import BackendUnavailable
+
+IS_POSIX = os.name == "posix"
+IS_MACOS = sys.platform == "darwin"
+SERVICE_USER = "homer-pg"  # the unprivileged OS user PostgreSQL runs as when the harness runs as root
+
+
+@dataclass(frozen=True)
+class Account:
+    """An OS user to run a child process as."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str
+
+
+def require_posix(what: str) -> None:
+    """BackendUnavailable (exit 3) on a system without POSIX processes, naming what is missing."""
+    if not IS_POSIX:
+        raise BackendUnavailable(
+            f"{what} needs POSIX process sessions and signals, which {sys.platform} lacks",
+            "run the harness under WSL 2 (Linux) on Windows, or use --backend external for the database",
+        )
+
+
+def is_root() -> bool:
+    return IS_POSIX and os.geteuid() == 0
+
+
+def service_account() -> Account | None:
+    """The unprivileged OS user to run PostgreSQL as, when we are root (created if needed)."""
+    if not is_root():
+        return None
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        _create_system_user(SERVICE_USER)
+        try:
+            entry = pwd.getpwnam(SERVICE_USER)
+        except KeyError:
+            raise BackendUnavailable(
+                f"could not create the OS user {SERVICE_USER!r}", "create it by hand"
+            ) from None
+    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir or "/")
+
+
+def _create_system_user(name: str) -> None:
+    useradd = shutil.which("useradd")
+    if useradd is None:
+        raise BackendUnavailable(
+            f"running as root and no {name!r} user exists, and useradd is missing",
+            f"create an unprivileged user {name!r}, or run as a normal user",
+        )
+    subprocess.run(
+        [useradd, "--system", "--no-create-home", "--home-dir", "/nonexistent",
+         "--shell", "/usr/sbin/nologin", name],
+        check=False,
+        capture_output=True,
+    )  # fmt: skip
+
+
+def run_as(account: Account | None) -> dict[str, Any]:
+    """subprocess keyword arguments that run the child as `account` (none when it is None)."""
+    if account is None:
+        return {}
+    return {"user": account.uid, "group": account.gid, "extra_groups": []}
+
+
+def give_to(account: Account | None, *paths: Path) -> None:
+    """Make `account` own `paths` (a no-op when not running as root)."""
+    if account is None:
+        return
+    for path in paths:
+        os.chown(path, account.uid, account.gid)
+
+
+def allow_traverse(path: Path) -> None:
+    """Give others search (x) permission on `path` and its ancestors, as PostgreSQL needs."""
+    for directory in [path, *path.parents]:
+        if not directory.is_dir():
+            continue
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            directory.chmod(mode | stat.S_IXOTH)
+
+
+def detached() -> dict[str, Any]:
+    """subprocess keyword arguments for a child that outlives us and gets no terminal signals."""
+    if IS_POSIX:
+        return {"start_new_session": True}
+    return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
