@@ -111,19 +111,25 @@ def ingest(c, work="iliad", books=None, stack=None, state_dir=None):
 @task(
     help={
         "volumes": "also delete the database's data",
-        "all": "remove every container and volume this harness labelled in Docker, of any stack",
+        "all": "also stop every process and remove every Docker container and volume the harness "
+        "marked, of any stack and checkout, naming each one's checkout",
+        "dry_run": "with --all: only list what would be stopped and removed",
         **STACK_FLAGS,
     }
 )
-def down(c, volumes=False, all_=False, stack=None, state_dir=None):
+def down(c, volumes=False, all_=False, dry_run=False, stack=None, state_dir=None):
     """Stop the API and PostgreSQL; keep the data unless --volumes."""
     from ops import stack as ops_stack
 
     with _errors():
         settings = _settings(c, stack=stack, state_dir=state_dir)
-        done = ops_stack.down(settings, volumes=volumes)
+        if dry_run and not all_:
+            from ops.errors import UsageError
+
+            raise UsageError("--dry-run goes with --all", "run `invoke down --all --dry-run`")
+        done = [] if dry_run else ops_stack.down(settings, volumes=volumes)
         if all_:
-            done += ops_stack.remove_all_labelled()
+            done += ops_stack.remove_all_labelled(dry_run)
         print("\n".join(done) if done else "nothing was running")
 
 

@@ -294,9 +294,10 @@ def _probe_database(
 
 def _container_name(settings: Settings, state: dict[str, Any]) -> str:
     """The stack's container: as recorded, else the name this checkout's stack gets."""
-    from ops.backends.docker import scoped_prefix
+    from ops.backends.docker import scoped_names
 
-    return str(state.get("db", {}).get("container_name") or f"{scoped_prefix(settings)}-db")
+    recorded = state.get("db", {}).get("container_name")
+    return str(recorded or scoped_names(settings.stack, settings.project_dir)[0])
 
 
 def _engine_facts(docker: DockerProbe, problems: list[str]) -> dict[str, Any]:

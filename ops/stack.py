@@ -168,6 +168,10 @@ def _api_steps(run: Session, backend: DatabaseBackend, endpoint: Endpoint, swept
                 started_pid = pid = api.start(settings, _api_endpoint(run, backend, endpoint).url(), port)
                 api_state.update(pid=pid, port=port, url=url, log=str(api.log_path(settings)))
                 moved = "" if port == settings.api_port else f" (port {settings.api_port} is taken)"
+                if moved:
+                    run.emit(
+                        f"api: port {settings.api_port} is taken; using {port}, recorded in the state file"
+                    )
                 step.detail = f"uvicorn pid {pid} on {url}{moved}"
         with ledger.step("api-health") as step:
             assert pid is not None, "api-start either found our healthy API or started one"
@@ -239,18 +243,24 @@ def _backend_recorded_or_set(settings: Settings, state: dict[str, Any]) -> str:
     return str(state.get("db", {}).get("backend") or settings.backend)
 
 
-def remove_all_labelled() -> list[str]:
+def remove_all_labelled(dry_run: bool = False) -> list[str]:
     """`down --all`: every process the harness marked and every Docker container and volume it
-    labelled, of any stack and checkout, each named with the checkout it belonged to."""
+    labelled, of any stack and checkout, each named with the checkout it belonged to.
+    With `dry_run`, only what would be stopped and removed is listed."""
     from ops.backends.docker import remove_all
     from ops.engine import try_connect
 
-    done = orphans.stop_each(orphans.every_stack())
+    marked = orphans.every_stack()
+    if dry_run:
+        done = [f"would stop {mark.describe()}" for mark in marked]
+    else:
+        done = [f"stopped {mark.describe()}" for mark in marked if orphans.stop(mark)]
     client, reason = try_connect()
     if client is None:
         return [*done, f"docker: nothing removed ({reason})"]
     try:
-        return done + [f"removed {item}" for item in remove_all(client)]
+        verb = "would remove" if dry_run else "removed"
+        return done + [f"{verb} {item}" for item in remove_all(client, dry_run)]
     finally:
         client.close()
 

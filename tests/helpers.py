@@ -27,6 +27,13 @@ def stack_settings(state_dir: Path, **overrides: Any) -> Settings:
     return build_settings(PROJECT_DIR, flags=flags)
 
 
+def docker_names(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[str, str]:
+    """The (container, volume) names the docker backend gives a new stack of that checkout."""
+    from ops.backends.docker import scoped_names
+
+    return scoped_names(stack, project_dir)
+
+
 def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Run one statement as the app's role (URL in SQLAlchemy form) and return its rows."""
     conninfo = url.replace("postgresql+psycopg://", "postgresql://")

@@ -43,9 +43,15 @@ PORT_MAP_TIMEOUT_S = 10
 STACK_LABEL, PROJECT_LABEL = f"{LABEL}.stack", f"{LABEL}.project"
 
 
-def scoped_prefix(settings: Settings) -> str:
+def scoped_prefix(stack: str, project_dir: Path) -> str:
     """`homer-ops-<stack>-<checkout hash>`: two checkouts' stacks of one name never share a name."""
-    return f"{LABEL}-{settings.stack}-{checkout_id(settings.project_dir)}"
+    return f"{LABEL}-{stack}-{checkout_id(project_dir)}"
+
+
+def scoped_names(stack: str, project_dir: Path) -> tuple[str, str]:
+    """The (container, volume) names a new stack of this checkout gets."""
+    prefix = scoped_prefix(stack, project_dir)
+    return f"{prefix}-db", f"{prefix}-pgdata"
 
 
 def scope_labels(settings: Settings) -> dict[str, str]:
@@ -103,8 +109,9 @@ class DockerBackend(DatabaseBackend):
         self.settings = settings
         self.db: dict[str, Any] = state.setdefault("db", {})
         # A stack made before names were scoped keeps its recorded names (adopted, not lost).
-        self.container_name = self.db.get("container_name") or f"{scoped_prefix(settings)}-db"
-        self.volume_name = self.db.get("volume") or f"{scoped_prefix(settings)}-pgdata"
+        container, volume = scoped_names(settings.stack, settings.project_dir)
+        self.container_name = self.db.get("container_name") or container
+        self.volume_name = self.db.get("volume") or volume
         self._log = settings.logs_dir / "db.log"
         self._emit = emit
         self._client: Any = None
@@ -269,9 +276,9 @@ class DockerBackend(DatabaseBackend):
             str(self.settings.project_dir),
         ):
             return container
-        scoped = scoped_prefix(self.settings)
-        if labels.get(STACK_LABEL) and not self.container_name.startswith(scoped):
-            self.container_name, self.volume_name = f"{scoped}-db", f"{scoped}-pgdata"
+        scoped = scoped_names(self.settings.stack, self.settings.project_dir)
+        if labels.get(STACK_LABEL) and self.container_name != scoped[0]:
+            self.container_name, self.volume_name = scoped
             return self._find()
         owner = labels.get(PROJECT_LABEL)
         raise BackendUnavailable(
@@ -424,16 +431,18 @@ class DockerBackend(DatabaseBackend):
             time.sleep(0.02)
 
 
-def remove_all(client: Any) -> list[str]:
-    """`down --all`: every container and volume this harness labelled, with the checkout of each."""
+def remove_all(client: Any, dry_run: bool = False) -> list[str]:
+    """`down --all`: every container and volume this harness labelled, with the checkout of each
+    (only listed, with `dry_run`)."""
     removed = []
     for container in client.containers.list(all=True, filters={"label": STACK_LABEL}):
-        container.remove(force=True)
+        if not dry_run:
+            container.remove(force=True)
         removed.append(f"container {container.name} ({_owner(container.labels)})")
     for volume in client.volumes.list(filters={"label": STACK_LABEL}):
-        labels = volume.attrs.get("Labels") or {}
-        volume.remove(force=True)
-        removed.append(f"volume {volume.name} ({_owner(labels)})")
+        if not dry_run:
+            volume.remove(force=True)
+        removed.append(f"volume {volume.name} ({_owner(volume.attrs.get('Labels') or {})})")
     return removed
 
 

@@ -11,7 +11,7 @@ import pytest
 from ops import stack
 from ops.errors import BackendUnavailable
 from ops.state import load_state
-from tests.helpers import query
+from tests.helpers import docker_names, query
 
 pytestmark = pytest.mark.docker
 
@@ -21,7 +21,7 @@ def quiet(_line: str) -> None:
 
 
 def container_of(engine, settings):
-    return engine.containers.get(f"homer-ops-{settings.stack}-db")
+    return engine.containers.get(docker_names(settings.stack)[0])
 
 
 def healthy(settings) -> bool:
@@ -68,7 +68,7 @@ def test_up_down_up_keeps_the_data_in_the_volume(engine, make_stack):
     query(url, "INSERT INTO keepsake VALUES ('ἄνδρα μοι ἔννεπε')")
     stack.down(settings, emit=quiet)
     assert container_of(engine, settings).status == "exited"
-    assert engine.volumes.get(f"homer-ops-{settings.stack}-pgdata")
+    assert engine.volumes.get(docker_names(settings.stack)[1])
 
     again = stack.up(settings, emit=quiet)
     assert query(again.endpoint.url(), "SELECT verse FROM keepsake") == [("ἄνδρα μοι ἔννεπε",)]
@@ -112,7 +112,7 @@ def test_two_stacks_run_side_by_side(engine, make_stack):
 def test_a_same_named_container_we_did_not_create_is_never_touched(engine, make_stack):
     settings = make_stack()
     image = engine.images.list()[0]
-    stranger = engine.containers.create(image.id, name=f"homer-ops-{settings.stack}-db", command=["true"])
+    stranger = engine.containers.create(image.id, name=docker_names(settings.stack)[0], command=["true"])
     try:
         with pytest.raises(BackendUnavailable, match="was not created by this harness"):
             stack.up(settings, emit=quiet)
@@ -141,7 +141,7 @@ def test_volume_in_use_is_a_clear_error_and_keeps_the_data(engine, make_stack):
     settings = make_stack()
     url = stack.up(settings, emit=quiet).endpoint.url()
     query(url, "CREATE TABLE keepsake (n int)")
-    volume = f"homer-ops-{settings.stack}-pgdata"
+    volume = docker_names(settings.stack)[1]
     holder = engine.containers.create(
         engine.images.list()[0].id, command=["true"], volumes={volume: {"bind": "/x", "mode": "ro"}}
     )

@@ -46,17 +46,26 @@ class Project:
         return self.root / ".ops" / "state.json"
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    root = tmp_path / "project"
+def copy_project(root: Path) -> Project:
+    """A copy of the project at `root` (embedded backend, free API port, no seed, no inherited settings)."""
     shutil.copytree(PROJECT_DIR, root, ignore=IGNORED)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("OPS_", "INVOKE_"))}
     env.pop("DATABASE_URL", None)
     env.update(OPS_API_PORT=str(free_port()), OPS_BACKEND="embedded", OPS_SEED="false")
-    copy = Project(root, env)
-    yield copy
+    return Project(root, env)
+
+
+def close_project(copy: Project, *down_flags: str) -> None:
+    """Kill what a failed test left running, then `invoke down`."""
     for process in copy.background:  # a command a failed test left running would outlive `down`
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-    copy.invoke("down")
+    copy.invoke("down", *down_flags)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    copy = copy_project(tmp_path / "project")
+    yield copy
+    close_project(copy)

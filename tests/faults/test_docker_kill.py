@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import one_line_error, read_state, report, spawn, sql, step_lines, wait_for
+from tests.helpers import docker_names
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -35,7 +36,7 @@ def docker_project(project):
 def test_docker_kill_during_db_ready_fails_up_fast_with_4_and_the_exit_code(docker_project):
     """The container dies while waited on: exit 4 at once, its exit code (137) in the message."""
     project = docker_project
-    name = f"homer-ops-{project.env['OPS_STACK']}-db"
+    name = docker_names(project.env["OPS_STACK"], project.root)[0]
     running = spawn(project, "up")
     wait_for(lambda: "::STEP::db::" in running.stdout or running.process.poll() is not None, timeout=120)
     if "::STEP::db-ready::OK" in running.stdout:
@@ -68,11 +69,11 @@ def test_up_heals_after_container_killed_during_its_first_initdb(docker_project)
     project = docker_project
     stack = project.env["OPS_STACK"]
     running = spawn(project, "up")
-    volume = wait_for(lambda: _volume(project, f"homer-ops-{stack}-pgdata"), timeout=120)
+    volume = wait_for(lambda: _volume(project, docker_names(stack, project.root)[1]), timeout=120)
     pgdata = Path(volume.attrs["Mountpoint"]) / "18" / "docker"
     staging = pgdata.with_name("docker.initdb")
     wait_for(lambda: (staging / "PG_VERSION").exists() or running.process.poll() is not None, timeout=120)
-    project.client.containers.get(f"homer-ops-{stack}-db").kill()
+    project.client.containers.get(docker_names(stack, project.root)[0]).kill()
     if (pgdata / "PG_VERSION").exists():
         running.wait(timeout=120)
         pytest.skip("initdb had finished before the kill landed (window missed)")

@@ -27,6 +27,7 @@ from tests.faults.conftest import (
     step_lines,
     wait_for,
 )
+from tests.helpers import docker_names
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -108,7 +109,7 @@ def engine_project(project, tmp_path) -> Iterator:
         OPS_BACKEND="docker", OPS_STACK=stack, OPS_DOCKER_IMAGE=tag, DOCKER_HOST=f"unix://{relay.path}"
     )
     project.client, project.relay = client, relay
-    project.container_name = f"homer-ops-{stack}-db"
+    project.container_name = docker_names(stack, project.root)[0]
     try:
         yield project
     finally:
