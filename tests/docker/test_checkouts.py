@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ops.backends.docker import PROJECT_LABEL
-from tests.e2e.conftest import Project, close_project, copy_project, project  # noqa: F401 - the fixture
+from tests.e2e.conftest import Project, close_project, copy_project
 from tests.faults.conftest import one_line_error, read_state
 from tests.helpers import docker_names, query, step_lines
 
