@@ -101,6 +101,7 @@ class _CiRun:
     failure: BaseException | None = None
     interrupted: bool = False
     stack_up: bool = False
+    api_url: str = ""
     diagnosis: dict[str, Any] | None = None
     torn_down: bool = False
 
@@ -169,7 +170,8 @@ class _CiRun:
 
         before = len(self.record.steps)
         try:
-            stack.up(self.settings, self.emit, seed=seed_iliad_book_one, hooks=self.record)
+            result = stack.up(self.settings, self.emit, seed=seed_iliad_book_one, hooks=self.record)
+            self.api_url = result.api_url  # where the API really listens (the state file's)
             self.stack_up = True
         except (Exception, KeyboardInterrupt) as exc:
             if not any(step.status == FAIL for step in self.record.steps[before:]):
@@ -187,7 +189,7 @@ class _CiRun:
             sys.executable, "-m", "pytest", self.opts.tests, f"--junitxml={junit}",
             f"--basetemp={self.settings.state_dir / 'pytest'}", "-p", "no:cacheprovider",
         ]  # fmt: skip
-        env = {**os.environ, "HOMER_API_URL": self.settings.api_url}
+        env = {**os.environ, "HOMER_API_URL": self.api_url}
         code = _run_child(argv, self.settings.project_dir, env)
         step.detail = f"pytest {self.opts.tests}: {_junit_counts(junit)}, exit code {code}"
         if code != 0:
@@ -196,7 +198,7 @@ class _CiRun:
             )
 
     def _smoke(self, step: Step) -> None:
-        url = f"{self.settings.api_url}/search"
+        url = f"{self.api_url}/search"
         try:
             response = httpx.get(url, params={"q": SMOKE_QUERY}, timeout=10, trust_env=False)
         except httpx.HTTPError as exc:

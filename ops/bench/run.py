@@ -191,7 +191,7 @@ def live_stack(project: Path, backend: str, image: str | None, client: Any, say:
             pids = memory.container_pids(container)
         else:
             pids = memory.postmaster_and_children(int(db["pid"]))
-        yield LiveStack(settings.api_url, api_pid, result.endpoint, reader, pids)
+        yield LiveStack(result.api_url, api_pid, result.endpoint, reader, pids)
     finally:
         with sigint_held():
             try:
