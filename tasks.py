@@ -16,8 +16,8 @@ from typing import Any
 from invoke import Collection, Exit, task
 
 from ops.errors import OpsError
-from ops.secrets import redact, stack_passwords
-from ops.settings import DEFAULTS, Settings, build_settings
+from ops.secrets import redact
+from ops.settings import Settings, build_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
@@ -28,8 +28,12 @@ STACK_FLAGS = {
 
 
 def _settings(c: Any, **flags: Any) -> Settings:
+    """defaults < stack.toml < invoke.yaml (`ops:`) < OPS_* environment < flags."""
+    from ops.stackfile import STACK_FILE, load_stack_file
+
     config = c.config.get("ops", {})
-    return build_settings(PROJECT_DIR, {key: config[key] for key in config}, os.environ, flags)
+    declared = load_stack_file(PROJECT_DIR / STACK_FILE).settings_layer()
+    return build_settings(PROJECT_DIR, {key: config[key] for key in config}, os.environ, flags, declared)
 
 
 @contextmanager
@@ -52,17 +56,22 @@ def _errors() -> Iterator[None]:
         "backend": "where PostgreSQL comes from: auto (default), embedded, docker or external",
         "api_port": "port for the API on 127.0.0.1 (default 8000)",
         "db_port": "port for embedded PostgreSQL (default: a free one, kept while free)",
+        "plan": "only print what `up` would do to each component and why; change nothing",
         **STACK_FLAGS,
     }
 )
-def up(c, backend=None, api_port=None, db_port=None, stack=None, state_dir=None):
-    """Bring the stack up (database, migrations, API); a fast no-op when all is healthy."""
+def up(c, backend=None, api_port=None, db_port=None, plan=False, stack=None, state_dir=None):
+    """Bring the stack in line with stack.toml and the code; a fast no-op when nothing changed."""
     from ops import stack as ops_stack
 
     with _errors():
         settings = _settings(
             c, backend=backend, api_port=api_port, db_port=db_port, stack=stack, state_dir=state_dir
         )
+        if plan:
+            for line in ops_stack.plan(settings).lines():
+                print(line)
+            return
         result = ops_stack.up(settings, seed=_seeder(settings))
         print(f"API       {result.api_url}  (docs: {result.api_url}/docs)")
         print(f"Database  {result.endpoint.host}:{result.endpoint.port}  [{result.backend}]")
@@ -170,7 +179,7 @@ def logs(c, component=None, n=None, follow=False, stack=None, state_dir=None):
         if n is not None and (not str(n).isdigit() or int(n) < 1):
             raise UsageError(f"-n must be a positive whole number, not {n!r}")
         count = int(n or 50)
-        secrets = stack_passwords(load_state_or_fresh(settings.state_file).get("db", {}))
+        secrets = load_state_or_fresh(settings.state_file).secrets
         paths = [ops_logs.log_file(settings, name) for name in ([component] if component else ["db", "api"])]
         for path in paths:
             if len(paths) > 1:
@@ -287,5 +296,14 @@ def _progress(line: str) -> None:
     print(f"bench: {line}", file=sys.stderr, flush=True)
 
 
-ns = Collection(up, down, status, diagnose, logs, migrate, ingest, ci, image, test, bench)
-ns.configure({"ops": dict(DEFAULTS)})
+@task
+def schema(c):
+    """Write stack.schema.json, the JSON Schema of stack.toml, for editors."""
+    from ops.stackfile import SCHEMA_FILE, json_schema
+
+    (PROJECT_DIR / SCHEMA_FILE).write_text(json_schema(), encoding="utf-8")
+    print(f"written: {SCHEMA_FILE}")
+
+
+ns = Collection(up, down, status, diagnose, logs, migrate, ingest, ci, image, test, bench, schema)
+ns.configure({"ops": {}})  # defaults live in ops.settings.DEFAULTS, below stack.toml and invoke.yaml

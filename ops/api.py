@@ -12,7 +12,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -21,6 +20,7 @@ from ops.platform import detached, require_posix
 from ops.procs import cmdline, cwd, free_port, pid_alive, port_free, port_holder, tail, terminate
 from ops.scope import mark_of, marks
 from ops.settings import Settings
+from ops.state import StackState
 from ops.waiting import NotReady, WaitPolicy, retry_call
 
 _children: list[subprocess.Popen[bytes]] = []  # kept so that exit codes can be read
@@ -46,9 +46,9 @@ def probe(url: str, timeout: float = 1.0) -> Health:
         return Health(None, type(exc).__name__)
 
 
-def recorded_url(settings: Settings, state: dict[str, Any]) -> str:
+def recorded_url(settings: Settings, state: StackState) -> str:
     """The URL the stack's API was started on (the state file's), else the configured one."""
-    return str((state.get("api") or {}).get("url") or settings.api_url)
+    return state.api.url or settings.api_url
 
 
 def is_ours(pid: int | None, settings: Settings) -> bool:

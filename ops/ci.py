@@ -33,7 +33,6 @@ from ops.artifacts import ArtifactWriter, versions_text
 from ops.diagnose import diagnose, engine_version
 from ops.errors import ApiError, ArtifactsError, ChecksFailed, UsageError
 from ops.procs import free_port
-from ops.secrets import stack_passwords
 from ops.settings import Settings
 from ops.signals import signals_held
 from ops.state import StateProblem, load_state
@@ -286,10 +285,10 @@ class _CiRun:
 
     def _learn_secret(self) -> None:
         try:
-            db = load_state(self.settings.state_file).get("db", {})
+            secrets = load_state(self.settings.state_file).secrets
         except (StateProblem, OSError):
             return
-        for password in stack_passwords(db):
+        for password in secrets:
             if password not in self.secrets:
                 self.secrets.append(password)
 

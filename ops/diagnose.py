@@ -9,7 +9,6 @@ timeout), so it answers within seconds whatever state the stack is in.
 from __future__ import annotations
 
 import contextlib
-import copy
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +21,9 @@ from ops import api, orphans
 from ops.artifacts import redact_tree
 from ops.dbcheck import REQUIRED_EXTENSIONS, first_line, schema_revision
 from ops.procs import pid_alive, tail
-from ops.secrets import redact, stack_passwords
+from ops.secrets import redact
 from ops.settings import Settings
-from ops.state import StateProblem, load_state
+from ops.state import StackState, StateProblem, StepRecord, load_state
 from ops.tls import TlsFacts, tls_facts
 
 PROBE_TIMEOUT_S = 2
@@ -80,10 +79,10 @@ def diagnose(settings: Settings) -> dict[str, Any]:
     problems += api_problems
     stray = [mark.describe() for mark in orphans.find(settings, state)]
     problems += [f"orphaned {line}: running, but the state file does not know it" for line in stray]
-    steps = [_step_summary(step) for step in state.get("steps", []) if isinstance(step, dict)]
+    steps = [_step_summary(step) for step in state.steps]
     failed = _failed_step(settings, state)
     if failed:
-        problems.append(f"the last command ({state.get('last_command')}) failed at step {failed['name']}")
+        problems.append(f"the last command ({state.last_command}) failed at step {failed['name']}")
     verdict = _verdict(db, api_facts, problems)
     report = {
         "stack": settings.stack,
@@ -99,37 +98,37 @@ def diagnose(settings: Settings) -> dict[str, Any]:
         "engine": engine,
         "api": api_facts,
         "orphans": stray,
-        "last_command": state.get("last_command"),
-        "updated_at": state.get("updated_at"),
+        "last_command": state.last_command,
+        "updated_at": state.updated_at,
         "steps": steps,
         "failed_step": failed,
         "logs": {name: str(settings.logs_dir / f"{name}.log") for name in ("db", "api", "migrate")},
         "elapsed_s": round(time.monotonic() - began, 3),
     }
-    return redact_tree(report, stack_passwords(state.get("db", {})))
+    return redact_tree(report, state.secrets)
 
 
 # --- the state file ----------------------------------------------------------------------
 
 
-def _read_state(settings: Settings, problems: list[str]) -> tuple[dict[str, Any], str]:
+def _read_state(settings: Settings, problems: list[str]) -> tuple[StackState, str]:
     try:
         state = load_state(settings.state_file)
     except StateProblem as problem:
         problems.append(f"state file unusable: {problem} (the next `invoke up` sets it aside as .bad)")
-        return {}, "corrupt"
+        return StackState(), "corrupt"
     except OSError as exc:
         problems.append(f"state file unreadable: {settings.state_file}: {exc.strerror}")
-        return {}, "unreadable"
-    if not state:
+        return StackState(), "unreadable"
+    if not settings.state_file.exists():
         problems.append(f"never started: no state file at {settings.state_file} (run `invoke up`)")
-        return {}, "missing"
+        return state, "missing"
     return state, "ok"
 
 
-def _backend(settings: Settings, state: dict[str, Any], docker: DockerProbe) -> tuple[str | None, str]:
+def _backend(settings: Settings, state: StackState, docker: DockerProbe) -> tuple[str | None, str]:
     """The stack's backend: as recorded, as set, or guessed from what exists on disk or in Docker."""
-    recorded = state.get("db", {}).get("backend")
+    recorded = state.db.backend
     if recorded:
         return str(recorded), "recorded in the state file"
     if settings.backend != "auto":
@@ -148,13 +147,12 @@ def _backend(settings: Settings, state: dict[str, Any], docker: DockerProbe) -> 
 
 def _db_facts(
     settings: Settings,
-    state: dict[str, Any],
+    state: StackState,
     backend: str | None,
     docker: DockerProbe,
     problems: list[str],
 ) -> dict[str, Any]:
-    recorded = state.get("db", {})
-    host, port = recorded.get("host"), recorded.get("port")
+    host, port = state.db.host, state.db.port
     facts: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -205,10 +203,10 @@ def _db_facts(
     return facts
 
 
-def _embedded_process(settings: Settings, state: dict[str, Any]) -> dict[str, Any]:
+def _embedded_process(settings: Settings, state: StackState) -> dict[str, Any]:
     from ops.backends.embedded import EmbeddedBackend
 
-    described = EmbeddedBackend(settings, copy.deepcopy(state)).describe()
+    described = EmbeddedBackend(settings, state.db).describe()
     running = bool(described["running"])
     return {
         "pid": described["pid"],
@@ -218,7 +216,7 @@ def _embedded_process(settings: Settings, state: dict[str, Any]) -> dict[str, An
     }
 
 
-def _container(settings: Settings, state: dict[str, Any], client: Any) -> dict[str, Any]:
+def _container(settings: Settings, state: StackState, client: Any) -> dict[str, Any]:
     """The stack's container as the engine sees it: id, state, exit code and published port."""
     from docker.errors import NotFound
 
@@ -248,7 +246,7 @@ def _container(settings: Settings, state: dict[str, Any], client: Any) -> dict[s
 
 
 def _probe_database(
-    settings: Settings, state: dict[str, Any], facts: dict[str, Any], problems: list[str]
+    settings: Settings, state: StackState, facts: dict[str, Any], problems: list[str]
 ) -> None:
     """Connect as the app does (its DSN from the state file); read version, extensions, schema."""
     from ops.migrate import head_revision
@@ -292,11 +290,11 @@ def _probe_database(
 # --- Docker ------------------------------------------------------------------------------
 
 
-def _container_name(settings: Settings, state: dict[str, Any]) -> str:
+def _container_name(settings: Settings, state: StackState) -> str:
     """The stack's container: as recorded, else the name this checkout's stack gets."""
     from ops.backends.docker import scoped_names
 
-    recorded = state.get("db", {}).get("container_name")
+    recorded = state.db.container_name
     return str(recorded or scoped_names(settings.stack, settings.project_dir)[0])
 
 
@@ -328,18 +326,22 @@ def engine_version(docker: DockerProbe | None = None) -> str | None:
 # --- the API -----------------------------------------------------------------------------
 
 
-def _api_facts(settings: Settings, state: dict[str, Any], problems: list[str]) -> dict[str, Any]:
-    recorded = state.get("api", {})
+def _api_facts(settings: Settings, state: StackState, problems: list[str]) -> dict[str, Any]:
+    recorded = state.api
     facts: dict[str, Any] = {
-        "pid": recorded.get("pid"),
+        "pid": recorded.pid,
         "alive": False,
         "ours": False,
-        "url": recorded.get("url") or settings.api_url,
+        "url": api.recorded_url(settings, state),
         "health": None,
         "health_body": None,
         "log": str(api.log_path(settings)),
     }
-    _guard(problems, "the API", lambda: _probe_api(settings, bool(recorded), facts, problems))
+    _guard(
+        problems,
+        "the API",
+        lambda: _probe_api(settings, recorded.pid is not None or recorded.url is not None, facts, problems),
+    )
     return facts
 
 
@@ -366,24 +368,21 @@ def _probe_api(settings: Settings, recorded: bool, facts: dict[str, Any], proble
 # --- the last command's steps ------------------------------------------------------------
 
 
-def _step_summary(step: dict[str, Any]) -> dict[str, Any]:
-    keys = ("name", "status", "attempts", "started_at", "duration_s", "detail")
-    return {key: step.get(key) for key in keys}
+def _step_summary(step: StepRecord) -> dict[str, Any]:
+    return step.model_dump(include={"name", "status", "attempts", "started_at", "duration_s", "detail"})
 
 
-def _failed_step(settings: Settings, state: dict[str, Any]) -> dict[str, Any] | None:
-    step = next(
-        (s for s in state.get("steps", []) if isinstance(s, dict) and s.get("status") == "FAIL"), None
-    )
+def _failed_step(settings: Settings, state: StackState) -> dict[str, Any] | None:
+    step = next((s for s in state.steps if s.status == "FAIL"), None)
     if step is None:
         return None
-    name = str(step.get("name"))
+    name = step.name
     component = STEP_LOGS.get(name)
     log = settings.logs_dir / f"{component}.log" if component else None
     return {
         "name": name,
-        "detail": step.get("detail", ""),
-        "evidence": step.get("evidence", ""),
+        "detail": step.detail,
+        "evidence": step.evidence,
         "log": str(log) if log else None,
         "log_tail": tail(log, LOG_TAIL_LINES),
     }

@@ -12,13 +12,13 @@ import contextlib
 import signal
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import psutil
 
 from ops.procs import process, terminate
 from ops.scope import Marked, marked_processes
 from ops.settings import Settings
+from ops.state import StackState
 
 POSTMASTER_GRACE_S = 10.0
 
@@ -32,14 +32,12 @@ def postmaster_pid(data_dir: Path) -> int | None:
     return int(first) if first.isdigit() else None
 
 
-def find(
-    settings: Settings, state: dict[str, Any], components: Iterable[str] = ("db", "api")
-) -> list[Marked]:
+def find(settings: Settings, state: StackState, components: Iterable[str] = ("db", "api")) -> list[Marked]:
     """This stack's marked processes (of `components`) that nothing in the state or on disk owns."""
     wanted = set(components)
     known = {
         "db": postmaster_pid(settings.state_dir / "pgdata"),
-        "api": (state.get("api") or {}).get("pid"),
+        "api": state.api.pid,
     }
     return [
         mark
@@ -48,7 +46,7 @@ def find(
     ]
 
 
-def sweep(settings: Settings, state: dict[str, Any], components: Iterable[str] = ("db", "api")) -> list[str]:
+def sweep(settings: Settings, state: StackState, components: Iterable[str] = ("db", "api")) -> list[str]:
     """Stop this stack's orphans; one line per process stopped."""
     return stop_each(find(settings, state, components))
 

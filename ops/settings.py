@@ -133,10 +133,12 @@ def build_settings(
     config: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
+    declared: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Merge the layers (later wins) and validate them into one frozen Settings."""
+    """Merge the layers (later wins) and validate them into one frozen Settings:
+    defaults < `declared` (what the stack file says) < `config` (invoke.yaml) < env < flags."""
     merged: dict[str, Any] = dict(DEFAULTS)
-    for layer in (config or {}, env_overrides(env or {}), flags or {}):
+    for layer in (declared or {}, config or {}, env_overrides(env or {}), flags or {}):
         merged.update({key: value for key, value in layer.items() if value is not None})
     merged["project_dir"] = Path(project_dir).resolve()
     merged["api_port_fixed"] = merged["api_port"] is not None

@@ -16,15 +16,30 @@ from ops.backends import DatabaseBackend, Endpoint, select_backend
 from ops.dbcheck import first_line, schema_revision, wait_ready
 from ops.errors import DatabaseError
 from ops.migrate import head_revision, migrate
+from ops.plan import KEEP, Plan, api_fingerprint, describe, make_plan
 from ops.report import hooks_for
 from ops.roles import ensure_reader
 from ops.secrets import new_password
 from ops.settings import Settings
-from ops.state import load_state_or_fresh, save_state, stack_lock
+from ops.stackfile import STACK_FILE, StackFile, load_stack_file
+from ops.state import (
+    ProcessRecord,
+    StackState,
+    StateProblem,
+    StepRecord,
+    load_state,
+    load_state_or_fresh,
+    save_state,
+    stack_lock,
+)
 from ops.steps import Ledger, StepHooks
 from ops.waiting import WaitPolicy
 
 Emit = Callable[[str], None]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _warn(line: str) -> None:
@@ -36,18 +51,17 @@ class Session:
     """One command's view of the stack: its settings, state, ledger and backend."""
 
     settings: Settings
-    state: dict[str, Any]
+    state: StackState
     ledger: Ledger
     command: str
     emit: Emit = print
+    plan: Plan | None = None
 
     def save(self, steps: list[dict[str, Any]] | None = None) -> None:
-        self.state.update(
-            stack=self.settings.stack,
-            last_command=self.command,
-            updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            steps=steps if steps is not None else self.ledger.as_dicts(),
-        )
+        self.state.stack = self.settings.stack
+        self.state.last_command = self.command
+        self.state.updated_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.state.steps = [StepRecord(**step) for step in (steps or self.ledger.as_dicts())]
         save_state(self.settings.state_file, self.state)
 
     def policy(self, timeout: float) -> WaitPolicy:
@@ -90,11 +104,16 @@ def up(
     emit: Emit = print,
     seed: Callable[[Endpoint], str] | None = None,
     hooks: StepHooks | None = None,
+    stack: StackFile | None = None,
 ) -> UpResult:
-    """Bring the stack to healthy, doing only what is not already so."""
+    """Bring the stack in line with its declaration: print the plan, then carry it out."""
+    stack = stack or declared_stack(settings)
     with session(settings, "up", emit, hooks) as run:
         backend, why = select_backend(settings, run.state, emit)
         emit(f"backend: {backend.name} ({why})")
+        run.plan = _plan(run, stack, backend)
+        for line in describe(run.plan):
+            emit(line)
         swept: list[str] = []
         try:
             endpoint = _db_steps(run, backend, why, swept)
@@ -105,8 +124,48 @@ def up(
                 step.detail = seed(endpoint)
                 if step.detail.startswith("already"):
                     step.skip(step.detail)
-        api_url = _api_steps(run, backend, endpoint, swept)
+        api_url = _api_steps(run, backend, endpoint, swept, stack)
         return UpResult(api_url, endpoint, backend.name, tuple(swept))
+
+
+def declared_stack(settings: Settings) -> StackFile:
+    """The project's stack file (`stack.toml`), validated; exit 2 naming the key when it is not."""
+    return load_stack_file(settings.project_dir / STACK_FILE)
+
+
+def plan(settings: Settings, stack: StackFile | None = None) -> Plan:
+    """`up --plan`: what `up` would do and why. Takes no lock, starts, pulls or writes nothing."""
+    stack = stack or declared_stack(settings)
+    state = load_state_or_fresh_readonly(settings)
+    backend = None
+    if state.db.backend or settings.backend != "auto":
+        backend, _ = select_backend(settings, state)
+    return make_plan(
+        settings, stack, state, backend, _schema_of(settings), recorded_endpoint(settings, state)
+    )
+
+
+def load_state_or_fresh_readonly(settings: Settings) -> StackState:
+    try:
+        return load_state(settings.state_file)
+    except StateProblem:
+        return StackState()
+
+
+def _plan(run: Session, stack: StackFile, backend: DatabaseBackend) -> Plan:
+    endpoint = recorded_endpoint(run.settings, run.state)
+    return make_plan(run.settings, stack, run.state, backend, _schema_of(run.settings), endpoint)
+
+
+def _schema_of(settings: Settings) -> Callable[[Endpoint], tuple[str | None, str | None]]:
+    def schema(endpoint: Endpoint) -> tuple[str | None, str | None]:
+        head = head_revision(settings.project_dir)
+        try:
+            return schema_revision(endpoint, timeout=2), head
+        except psycopg.Error:
+            return "unknown (the database does not answer)", head
+
+    return schema
 
 
 def _sweep(run: Session, component: str, swept: list[str]) -> None:
@@ -122,7 +181,7 @@ def _db_steps(run: Session, backend: DatabaseBackend, why: str, swept: list[str]
         if backend.owns_server and not backend.is_running():
             _sweep(run, "db", swept)
         started = backend.start()
-        run.state["db"]["backend"] = backend.name
+        run.state.db = started.record
         step.detail = f"{backend.name} ({why}): {started.detail}"
         if started.reused:
             step.skip(step.detail)
@@ -148,25 +207,36 @@ def _db_steps(run: Session, backend: DatabaseBackend, why: str, swept: list[str]
     return endpoint
 
 
-def _api_steps(run: Session, backend: DatabaseBackend, endpoint: Endpoint, swept: list[str]) -> str:
-    """api-start and api-health; returns the URL the API answers on."""
+def _api_steps(
+    run: Session, backend: DatabaseBackend, endpoint: Endpoint, swept: list[str], stack: StackFile
+) -> str:
+    """api-start and api-health, as the plan says; returns the URL the API answers on."""
     settings, ledger = run.settings, run.ledger
-    api_state: dict[str, Any] = run.state.setdefault("api", {})
+    api_state = run.state.api
     started_pid: int | None = None
     url = api.recorded_url(settings, run.state)
+    planned = run.plan.of(stack.of_kind("asgi")[0][0]) if run.plan else None
     try:
         with ledger.step("api-start") as step:
-            pid: int | None = api_state.get("pid")
-            if api.is_ours(pid, settings) and api.probe(url).status == 200:
+            pid = api_state.pid
+            keep = planned is None or planned.verb == KEEP
+            if keep and api.is_ours(pid, settings) and api.probe(url).status == 200:
                 step.skip(f"already healthy, pid {pid}")
             else:
                 if api.is_ours(pid, settings):
                     api.stop(pid)
                 _sweep(run, "api", swept)
-                port = api.choose_port(settings, api_state.get("port"))
+                port = api.choose_port(settings, api_state.port)
                 url = settings.api_url_on(port)
                 started_pid = pid = api.start(settings, _api_endpoint(run, backend, endpoint).url(), port)
-                api_state.update(pid=pid, port=port, url=url, log=str(api.log_path(settings)))
+                run.state.api = api_state = ProcessRecord(
+                    pid=pid,
+                    port=port,
+                    url=url,
+                    log=str(api.log_path(settings)),
+                    started_at=_now(),
+                    fingerprint=api_fingerprint(settings, stack, run.state).as_record(),
+                )
                 moved = "" if port == settings.api_port else f" (port {settings.api_port} is taken)"
                 if moved:
                     run.emit(
@@ -182,7 +252,7 @@ def _api_steps(run: Session, backend: DatabaseBackend, endpoint: Endpoint, swept
     except BaseException:
         if started_pid:
             api.stop(started_pid)
-            api_state["pid"] = None
+            run.state.api.pid = None
         raise
     return url
 
@@ -191,10 +261,10 @@ def _api_endpoint(run: Session, backend: DatabaseBackend, owner: Endpoint) -> En
     """Where the API connects: the read-only role (grants refreshed), or an external server's DSN as is."""
     if not backend.owns_server:
         return owner  # not ours to provision: the API uses the DSN it was given
-    db: dict[str, Any] = run.state.setdefault("db", {})
-    if not db.get("reader_password"):
-        db["reader_password"] = new_password()
-    return ensure_reader(owner, db["reader_password"])
+    db = run.state.db
+    if not db.reader_password:
+        db.reader_password = new_password()
+    return ensure_reader(owner, db.reader_password)
 
 
 def down(
@@ -203,9 +273,9 @@ def down(
     """Stop the API and PostgreSQL, keeping the data unless `volumes`. Returns what was done."""
     done: list[str] = []
     with session(settings, "down", emit, hooks) as run:
-        api_state = run.state.setdefault("api", {})
         with run.ledger.step("api-stop") as step:
-            stopped = [f"stopped pid {api_state['pid']}"] if _stop_recorded_api(settings, api_state) else []
+            recorded = run.state.api.pid
+            stopped = [f"stopped pid {recorded}"] if _stop_recorded_api(settings, run.state.api) else []
             stopped += orphans.sweep(settings, run.state, ["api"])
             if stopped:
                 step.detail = "; ".join(stopped)
@@ -217,6 +287,7 @@ def down(
         backend, _ = select_backend(settings, run.state)
         with run.ledger.step("db-stop") as step:
             stopped = [f"{backend.name} stopped, data kept"] if backend.stop() else []
+            run.state.db = backend.record
             stopped += orphans.sweep(settings, run.state, ["db"])
             if stopped:
                 step.detail = "; ".join(stopped)
@@ -225,7 +296,9 @@ def down(
                 step.skip(f"{backend.name} not running")
         if volumes:
             with run.ledger.step("volumes") as step:
-                if backend.destroy():
+                destroyed = backend.destroy()
+                run.state.db = backend.record
+                if destroyed:
                     step.detail = f"{backend.name} data deleted"
                     done.append(f"db: {step.detail}")
                 else:
@@ -233,14 +306,13 @@ def down(
     return done
 
 
-def _stop_recorded_api(settings: Settings, api_state: dict[str, Any]) -> bool:
-    pid = api_state.get("pid")
-    api_state["pid"] = None
+def _stop_recorded_api(settings: Settings, record: ProcessRecord) -> bool:
+    pid, record.pid = record.pid, None
     return api.is_ours(pid, settings) and api.stop(pid)
 
 
-def _backend_recorded_or_set(settings: Settings, state: dict[str, Any]) -> str:
-    return str(state.get("db", {}).get("backend") or settings.backend)
+def _backend_recorded_or_set(settings: Settings, state: StackState) -> str:
+    return str(state.db.backend or settings.backend)
 
 
 def remove_all_labelled(dry_run: bool = False) -> list[str]:
@@ -279,23 +351,23 @@ def status(settings: Settings) -> list[Component]:
     return [_db_status(settings, state), _api_status(settings, state)]
 
 
-def recorded_endpoint(settings: Settings, state: dict[str, Any]) -> Endpoint | None:
-    db = state.get("db", {})
-    if not db.get("port") or "password" not in db:
+def recorded_endpoint(settings: Settings, state: StackState) -> Endpoint | None:
+    db = state.db
+    if not db.port or db.password is None:
         return None
     return Endpoint(
-        db.get("host", settings.db_host),
-        int(db["port"]),
-        db.get("user", settings.db_user),
-        db["password"],
-        db.get("database", settings.db_name),
-        dict(db.get("params") or {}),
+        db.host or settings.db_host,
+        db.port,
+        db.user or settings.db_user,
+        db.password,
+        db.database or settings.db_name,
+        dict(db.params),
     )
 
 
-def _db_status(settings: Settings, state: dict[str, Any]) -> Component:
+def _db_status(settings: Settings, state: StackState) -> Component:
     endpoint = recorded_endpoint(settings, state)
-    backend_name = state.get("db", {}).get("backend", "none")
+    backend_name = state.db.backend or "none"
     if endpoint is None:
         return Component("db", False, "not started (run `invoke up`)", {"backend": backend_name})
     where = f"{endpoint.host}:{endpoint.port}"
@@ -312,8 +384,8 @@ def _db_status(settings: Settings, state: dict[str, Any]) -> Component:
     return Component("db", at_head, f"{backend_name} {where} ready, {schema}", facts)
 
 
-def _api_status(settings: Settings, state: dict[str, Any]) -> Component:
-    pid = state.get("api", {}).get("pid")
+def _api_status(settings: Settings, state: StackState) -> Component:
+    pid = state.api.pid
     url = api.recorded_url(settings, state)
     facts: dict[str, Any] = {"pid": pid, "url": url}
     if not api.is_ours(pid, settings):

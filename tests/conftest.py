@@ -19,7 +19,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBack
     """One embedded PostgreSQL for the test session (its own state dir, a free port)."""
     state_dir = tmp_path_factory.mktemp("pg")
     settings = build_settings(PROJECT_DIR, flags={"state_dir": str(state_dir), "backend": "embedded"})
-    backend = EmbeddedBackend(settings, {})
+    backend = EmbeddedBackend(settings)
     backend.start()
     yield backend
     backend.stop()

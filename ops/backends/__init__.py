@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ops.backends.base import DatabaseBackend, Endpoint, Started
 from ops.settings import Settings
+from ops.state import StackState
 
 __all__ = ["DatabaseBackend", "Endpoint", "Started", "select_backend"]
 
 
 def select_backend(
-    settings: Settings, state: dict[str, Any], emit: Callable[[str], None] = print
+    settings: Settings, state: StackState, emit: Callable[[str], None] = print
 ) -> tuple[DatabaseBackend, str]:
     """The backend for this stack, and why it was chosen.
 
@@ -20,15 +20,16 @@ def select_backend(
     deliver: an engine answers *and* an image is present, pullable or buildable offline;
     otherwise embedded, and the reason says why docker could not.
     """
-    choice, why = settings.backend, "chosen by setting"
+    choice: str = settings.backend
+    why = "chosen by setting"
     if choice == "auto":
-        recorded = state.get("db", {}).get("backend")
+        recorded = state.db.backend
         if recorded in ("embedded", "docker", "external"):
             choice, why = recorded, "the stack already uses it"
         else:
             from ops.backends.docker import DockerBackend
 
-            docker = DockerBackend(settings, state, emit)
+            docker = DockerBackend(settings, state.db, emit)
             delivers, reason = docker.can_deliver()
             if delivers:
                 return docker, f"auto: {reason}"
@@ -37,11 +38,11 @@ def select_backend(
     if choice == "embedded":
         from ops.backends.embedded import EmbeddedBackend
 
-        return EmbeddedBackend(settings, state), why
+        return EmbeddedBackend(settings, state.db), why
     if choice == "external":
         from ops.backends.external import ExternalBackend
 
-        return ExternalBackend(settings, state), why
+        return ExternalBackend(settings, state.db), why
     from ops.backends.docker import DockerBackend
 
-    return DockerBackend(settings, state, emit), why
+    return DockerBackend(settings, state.db, emit), why

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.engine import URL
 
 from ops.secrets import mask_dsn
+from ops.state import DbRecord
 
 
 @dataclass(frozen=True)
@@ -57,20 +58,23 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Started:
-    """What `DatabaseBackend.start` did."""
+    """What `DatabaseBackend.start` did, and the record the state file keeps of the server."""
 
     endpoint: Endpoint
     reused: bool
     detail: str
+    record: DbRecord
 
 
 class DatabaseBackend(ABC):
     """Starts, checks and stops one stack's PostgreSQL.
 
-    A backend reads and writes its own keys in `state["db"]`; the caller saves the state.
+    A backend is given the stack's last `DbRecord` and keeps its own, `record`, up to date;
+    `start` returns it, and the caller stores it in the state and saves.
     """
 
     name: str
+    record: DbRecord
     owns_server = True  # the harness starts and stops this server (not so for an external one)
 
     @abstractmethod

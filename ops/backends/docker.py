@@ -27,8 +27,9 @@ from ops.backends.base import DatabaseBackend, Endpoint, Started
 from ops.engine import connect, engine_address, try_connect
 from ops.errors import BackendUnavailable, DatabaseError, OpsError
 from ops.scope import checkout_id
-from ops.secrets import PASSWORD_KEYS, new_password, redact, stack_passwords
+from ops.secrets import new_password, redact, stack_passwords
 from ops.settings import Settings
+from ops.state import DbRecord
 
 T = TypeVar("T")
 LABEL = "homer-ops"
@@ -105,13 +106,13 @@ def _engine_errors(method: Callable[..., T]) -> Callable[..., T]:
 class DockerBackend(DatabaseBackend):
     name = "docker"
 
-    def __init__(self, settings: Settings, state: dict[str, Any], emit: Any = print) -> None:
+    def __init__(self, settings: Settings, record: DbRecord | None = None, emit: Any = print) -> None:
         self.settings = settings
-        self.db: dict[str, Any] = state.setdefault("db", {})
+        self.record = (record or DbRecord()).model_copy(deep=True)
         # A stack made before names were scoped keeps its recorded names (adopted, not lost).
         container, volume = scoped_names(settings.stack, settings.project_dir)
-        self.container_name = self.db.get("container_name") or container
-        self.volume_name = self.db.get("volume") or volume
+        self.container_name = self.record.container_name or container
+        self.volume_name = self.record.volume or volume
         self._log = settings.logs_dir / "db.log"
         self._emit = emit
         self._client: Any = None
@@ -163,7 +164,7 @@ class DockerBackend(DatabaseBackend):
                 password = self._password(container)
                 container.remove(force=True)
             else:
-                password = self.db.get("password") or new_password()
+                password = self.record.password or new_password()
             image, how = self._ensure_image()
             if how:
                 notes.append(how)
@@ -171,23 +172,25 @@ class DockerBackend(DatabaseBackend):
             reused = False
             notes.append(f"started container {container.short_id} from {image}")
         port = self._mapped_port(container)
-        self.db.update(
-            backend=self.name,
-            host=self.settings.db_connect_host,
-            port=port,
-            user=self.settings.db_user,
-            database=self.settings.db_name,
-            password=password,
-            container_id=container.id,
-            container_name=self.container_name,
-            volume=self.volume_name,
+        self.record = self.record.model_copy(
+            update={
+                "backend": self.name,
+                "host": self.settings.db_connect_host,
+                "port": port,
+                "user": self.settings.db_user,
+                "database": self.settings.db_name,
+                "password": password,
+                "container_id": container.id,
+                "container_name": self.container_name,
+                "volume": self.volume_name,
+            }
         )
         self.save_log()
         notes.append(f"{self.settings.db_host}:{port} -> 5432")
         endpoint = Endpoint(
             self.settings.db_connect_host, port, self.settings.db_user, password, self.settings.db_name
         )
-        return Started(endpoint, reused, "; ".join(notes))
+        return Started(endpoint, reused, "; ".join(notes), self.record)
 
     @_engine_errors
     def assert_alive(self) -> None:
@@ -232,8 +235,9 @@ class DockerBackend(DatabaseBackend):
             removed = True
         except NotFound:
             pass
-        for key in (*PASSWORD_KEYS, "port", "container_id"):
-            self.db.pop(key, None)
+        self.record = self.record.model_copy(
+            update={"password": None, "reader_password": None, "port": None, "container_id": None}
+        )
         return removed
 
     @_engine_errors
@@ -289,8 +293,8 @@ class DockerBackend(DatabaseBackend):
 
     def _password(self, container: Container) -> str:
         """The stack's password; recovered from our own container if the state lost it."""
-        if self.db.get("password"):
-            return str(self.db["password"])
+        if self.record.password:
+            return self.record.password
         for item in container.attrs.get("Config", {}).get("Env", []):
             if item.startswith("POSTGRES_PASSWORD="):
                 return str(item.split("=", 1)[1])
@@ -301,7 +305,7 @@ class DockerBackend(DatabaseBackend):
             raw = container.logs(tail=lines, stdout=True, stderr=True)
         except APIError:
             return ""
-        return redact(raw.decode("utf-8", errors="replace"), stack_passwords(self.db))
+        return redact(raw.decode("utf-8", errors="replace"), stack_passwords(self.record.model_dump()))
 
     def image_plan(self) -> ImagePlan:
         """The configured image if present or pullable; else the offline image, present or buildable.

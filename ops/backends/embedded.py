@@ -27,8 +27,9 @@ from ops.platform import Account, allow_traverse, give_to, require_posix, run_as
 from ops.procs import free_port, pid_alive, port_free, tail
 from ops.roles import reader_name, upsert_login_role
 from ops.scope import marks
-from ops.secrets import PASSWORD_KEYS, new_password
+from ops.secrets import new_password
 from ops.settings import Settings
+from ops.state import DbRecord
 
 SUPERUSER = "postgres"
 EXTENSIONS = ("vector", "pg_trgm")
@@ -58,10 +59,9 @@ def pg_bin_dir() -> Path:
 class EmbeddedBackend(DatabaseBackend):
     name = "embedded"
 
-    def __init__(self, settings: Settings, state: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, record: DbRecord | None = None) -> None:
         self.settings = settings
-        self.state = state
-        self.db: dict[str, Any] = state.setdefault("db", {})
+        self.record = (record or DbRecord()).model_copy(deep=True)
         self.data_dir = settings.state_dir / "pgdata"
         self._log = settings.logs_dir / "db.log"
 
@@ -75,11 +75,12 @@ class EmbeddedBackend(DatabaseBackend):
         require_posix("the embedded PostgreSQL")
         bin_dir = pg_bin_dir()
         runner = service_account()
-        password = self.db.get("password") or new_password()
-        reader_password = self.db.get("reader_password") or new_password()
-        self.db.update(
+        password = self.record.password or new_password()
+        reader_password = self.record.reader_password or new_password()
+        self.record = DbRecord(
             backend=self.name,
             host=self.settings.db_connect_host,
+            port=self.record.port,
             user=self.settings.db_user,
             database=self.settings.db_name,
             password=password,
@@ -100,12 +101,12 @@ class EmbeddedBackend(DatabaseBackend):
             notes = [] if (self.data_dir / "PG_VERSION").exists() else [self._initdb(bin_dir, runner)]
             port, note = self._start_server(bin_dir, runner)
             detail = "; ".join([*notes, note])
-        self.db.update(port=port, pid=self._postmaster_pid())
+        self.record.port, self.record.pid = port, self._postmaster_pid()
         self._provision(port, password, reader_password)
         endpoint = Endpoint(
             self.settings.db_connect_host, port, self.settings.db_user, password, self.settings.db_name
         )
-        return Started(endpoint, reused, detail)
+        return Started(endpoint, reused, detail, self.record)
 
     def assert_alive(self) -> None:
         if not self.is_running():
@@ -128,8 +129,9 @@ class EmbeddedBackend(DatabaseBackend):
         existed = self.data_dir.exists()
         shutil.rmtree(self.data_dir, ignore_errors=True)
         shutil.rmtree(self._socket_dir(), ignore_errors=True)
-        for key in (*PASSWORD_KEYS, "port", "pid"):
-            self.db.pop(key, None)
+        self.record = self.record.model_copy(
+            update={"password": None, "reader_password": None, "port": None, "pid": None}
+        )
         return existed
 
     def describe(self) -> dict[str, Any]:
@@ -138,7 +140,7 @@ class EmbeddedBackend(DatabaseBackend):
             "pid": self._postmaster_pid(),
             "running": self.is_running(),
             "data_dir": str(self.data_dir),
-            "port": self._running_port() if self.is_running() else self.db.get("port"),
+            "port": self._running_port() if self.is_running() else self.record.port,
         }
 
     # --- internals -------------------------------------------------------------------
@@ -238,8 +240,8 @@ class EmbeddedBackend(DatabaseBackend):
         ports = []
         if self.settings.db_port:
             ports.append(self.settings.db_port)
-        elif self.db.get("port"):
-            ports.append(int(self.db["port"]))
+        elif self.record.port:
+            ports.append(self.record.port)
         return ports
 
     def _start_server(self, bin_dir: Path, runner: Account | None) -> tuple[int, str]:

@@ -15,20 +15,21 @@ from ops.backends.base import DatabaseBackend, Endpoint, Started
 from ops.dsn import check_files, params_of
 from ops.errors import UsageError
 from ops.settings import Settings
+from ops.state import DbRecord
 
 
 class ExternalBackend(DatabaseBackend):
     name = "external"
     owns_server = False
 
-    def __init__(self, settings: Settings, state: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, record: DbRecord | None = None) -> None:
         if not settings.database_url:
             raise UsageError(
                 "the external backend needs DATABASE_URL",
                 "export DATABASE_URL=postgresql://user:pw@host:5432/db",
             )
         self.settings = settings
-        self.db: dict[str, Any] = state.setdefault("db", {})
+        self.record = (record or DbRecord()).model_copy(deep=True)
         self.url = make_url(settings.database_url)
 
     @property
@@ -46,7 +47,7 @@ class ExternalBackend(DatabaseBackend):
             database=self.url.database or "postgres",
             params=params,
         )
-        self.db.update(
+        self.record = DbRecord(
             backend=self.name,
             host=endpoint.host,
             port=endpoint.port,
@@ -56,7 +57,8 @@ class ExternalBackend(DatabaseBackend):
             params=params,
         )
         tls = f", sslmode={params['sslmode']}" if "sslmode" in params else ""
-        return Started(endpoint, reused=True, detail=f"external server {endpoint.host}:{endpoint.port}{tls}")
+        detail = f"external server {endpoint.host}:{endpoint.port}{tls}"
+        return Started(endpoint, reused=True, detail=detail, record=self.record)
 
     def assert_alive(self) -> None:
         """Nothing local to watch: readiness alone tells."""

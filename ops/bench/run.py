@@ -182,15 +182,15 @@ def live_stack(project: Path, backend: str, image: str | None, client: Any, say:
     try:
         result = ops_stack.up(settings, emit=_quiet)
         state = load_state_or_fresh(settings.state_file)
-        db, api_pid = state["db"], int(state["api"]["pid"])
+        db, api_pid = state.db, int(state.api.pid or 0)
         reader = replace(
-            result.endpoint, user=reader_name(result.endpoint.user), password=db["reader_password"]
+            result.endpoint, user=reader_name(result.endpoint.user), password=db.reader_password or ""
         )
         if backend == "docker":
-            container = client.containers.get(db["container_id"])
+            container = client.containers.get(db.container_id)
             pids = memory.container_pids(container)
         else:
-            pids = memory.postmaster_and_children(int(db["pid"]))
+            pids = memory.postmaster_and_children(int(db.pid or 0))
         yield LiveStack(result.api_url, api_pid, result.endpoint, reader, pids)
     finally:
         with sigint_held():

@@ -10,7 +10,7 @@ import pytest
 
 from ops import stack
 from ops.errors import BackendUnavailable
-from ops.state import load_state
+from ops.state import DbRecord, StackState, load_state
 from tests.helpers import docker_names, query
 
 pytestmark = pytest.mark.docker
@@ -52,7 +52,7 @@ def test_the_port_the_engine_mapped_is_used_by_migrations_api_and_status(engine,
         bindings = container.attrs["NetworkSettings"]["Ports"]["5432/tcp"]
         assert [(b["HostIp"], int(b["HostPort"])) for b in bindings] == [("127.0.0.1", result.endpoint.port)]
         assert result.endpoint.port != 5432
-        assert load_state(settings.state_file)["db"]["port"] == result.endpoint.port
+        assert load_state(settings.state_file).db.port == result.endpoint.port
         assert healthy(settings)  # the API reached the database on the mapped port
         db_line = stack.status(settings)[0]
         assert db_line.healthy and f"127.0.0.1:{result.endpoint.port}" in db_line.line
@@ -97,7 +97,7 @@ def test_leftover_of_a_crashed_run_is_reused_even_without_its_state(engine, make
     result = stack.up(settings, emit=quiet)
     assert healthy(settings)
     assert container_of(engine, settings).status == "running"
-    assert load_state(settings.state_file)["db"]["port"] == result.endpoint.port
+    assert load_state(settings.state_file).db.port == result.endpoint.port
 
 
 def test_two_stacks_run_side_by_side(engine, make_stack):
@@ -129,7 +129,7 @@ def test_a_dead_container_is_reported_with_its_exit_code_and_log(engine, make_st
     settings = make_stack()
     stack.up(settings, emit=quiet)
     container_of(engine, settings).kill()
-    backend = DockerBackend(settings, load_state(settings.state_file))
+    backend = DockerBackend(settings, load_state(settings.state_file).db)
     with pytest.raises(DatabaseError) as info:
         backend.assert_alive()
     assert "exit code 137" in info.value.message and "OOM killed: False" in info.value.message
@@ -161,14 +161,14 @@ def test_auto_picks_docker_when_an_engine_answers_and_embedded_when_none_does(en
     from tests.helpers import stack_settings
 
     settings = stack_settings(tmp_path, backend="auto")
-    backend, why = select_backend(settings, {})
+    backend, why = select_backend(settings, StackState())
     assert backend.name == "docker" and "a Docker engine answers" in why
 
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    backend, why = select_backend(settings, {})
+    backend, why = select_backend(settings, StackState())
     assert backend.name == "embedded" and "unix:///nonexistent/docker.sock" in why
 
-    backend, why = select_backend(settings, {"db": {"backend": "docker"}})
+    backend, why = select_backend(settings, StackState(db=DbRecord(backend="docker")))
     assert backend.name == "docker" and why == "the stack already uses it"
 
 

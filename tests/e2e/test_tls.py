@@ -42,7 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     settings = build_settings(
         PROJECT_DIR, flags={"state_dir": str(tmp_path_factory.mktemp("tlspg")), "backend": "embedded"}
     )
-    backend = EmbeddedBackend(settings, {})
+    backend = EmbeddedBackend(settings)
     yield backend.start().endpoint
     backend.stop()
 

@@ -50,7 +50,7 @@ def test_search_under_load_gives_only_503_while_postgres_restarts_then_recovers(
         for thread in threads:
             thread.start()
         time.sleep(1.0)
-        backend = EmbeddedBackend(settings, load_state(settings.state_file))
+        backend = EmbeddedBackend(settings, load_state(settings.state_file).db)
         gap_start = time.monotonic() - began
         backend.stop()
         time.sleep(1.0)  # the gap: PostgreSQL is down

@@ -18,7 +18,7 @@ OLD_CHAIN = ["8144e6c26432", "94f9767a55ea", "a1f23b4c5d6e", "3c0e8fb40e2c", "3a
 
 @pytest.fixture
 def server(tmp_path):
-    backend = EmbeddedBackend(stack_settings(tmp_path), {})
+    backend = EmbeddedBackend(stack_settings(tmp_path))
     started = backend.start()
     yield backend, started.endpoint.url()
     backend.stop()

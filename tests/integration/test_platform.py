@@ -14,6 +14,7 @@ from ops import orphans
 from ops.platform import IS_POSIX, detached
 from ops.procs import cmdline, cwd, pid_alive, port_holder, process, terminate
 from ops.scope import mark_of, marked_processes, marks
+from ops.state import ProcessRecord, StackState
 from tests.helpers import stack_settings
 
 # A parent that starts a child which inherits its environment, then both sleep.
@@ -93,9 +94,10 @@ def test_an_orphan_of_this_stack_is_swept_and_another_stacks_is_not(tmp_path):
     bystander = spawn("import time; time.sleep(60)", env=marks(theirs, "api"), **detached())
     try:
         wait_until(lambda: mark_of(orphan.pid) is not None and mark_of(bystander.pid) is not None)
-        assert [found.pid for found in orphans.find(mine, {"api": {"pid": None}})] == [orphan.pid]
-        assert orphans.find(mine, {"api": {"pid": orphan.pid}}) == []  # the recorded one is not an orphan
-        swept = orphans.sweep(mine, {})
+        assert [found.pid for found in orphans.find(mine, StackState())] == [orphan.pid]
+        recorded = StackState(api=ProcessRecord(pid=orphan.pid))
+        assert orphans.find(mine, recorded) == []  # the recorded one is not an orphan
+        swept = orphans.sweep(mine, StackState())
         assert swept == [f"stopped orphaned api pid {orphan.pid} (stack homer, checkout {mine.project_dir})"]
         orphan.wait(timeout=5)
         assert pid_alive(bystander.pid)

@@ -52,9 +52,9 @@ def stack_up(settings: Settings) -> Iterator[UpStack]:
         reader = replace(
             result.endpoint,
             user=reader_name(result.endpoint.user),
-            password=state["db"]["reader_password"],
+            password=state.db.reader_password,
         )
-        yield UpStack(settings, result.endpoint, reader, int(state["api"]["pid"]))
+        yield UpStack(settings, result.endpoint, reader, int(state.api.pid))
     finally:
         stack.down(settings, volumes=True, emit=lambda _line: None)
 

@@ -57,7 +57,7 @@ def test_up_down_up_keeps_data_and_port(settings):
 
 def test_up_twice_changes_nothing(settings):
     stack.up(settings, emit=quiet)
-    pid_before = load_state(settings.state_file)["api"]["pid"]
+    pid_before = load_state(settings.state_file).api.pid
     lines: list[str] = []
     stack.up(settings, emit=lines.append)
     assert [line for line in lines if line.startswith("::STEP::")] == [
@@ -67,14 +67,14 @@ def test_up_twice_changes_nothing(settings):
         "::STEP::api-start::SKIP",
         "::STEP::api-health::OK",
     ]
-    assert load_state(settings.state_file)["api"]["pid"] == pid_before
+    assert load_state(settings.state_file).api.pid == pid_before
 
 
 def test_health_is_503_with_the_reason_when_the_database_stops(settings):
     stack.up(settings, emit=quiet)
     assert health(settings).status_code == 200
     state = load_state(settings.state_file)
-    os.kill(state["db"]["pid"], signal.SIGKILL)
+    os.kill(state.db.pid, signal.SIGKILL)
     response = health(settings)
     assert response.status_code == 503
     assert "database unreachable" in response.json()["reason"]
@@ -109,4 +109,4 @@ def test_api_port_in_use_is_a_clear_error(settings):
         pytest.raises(PortInUse, match=f"{settings.api_port} for the API is in use"),
     ):
         stack.up(settings, emit=quiet)
-    assert load_state(settings.state_file)["steps"][-1]["status"] == "FAIL"
+    assert load_state(settings.state_file).steps[-1].status == "FAIL"

@@ -9,7 +9,15 @@ import pytest
 
 from ops.errors import ApiError, StackBusy
 from ops.signals import sigint_held
-from ops.state import StateProblem, load_state, load_state_or_fresh, save_state, stack_lock
+from ops.state import (
+    DbRecord,
+    StackState,
+    StateProblem,
+    load_state,
+    load_state_or_fresh,
+    save_state,
+    stack_lock,
+)
 from ops.steps import FAIL, OK, SKIP, Ledger
 
 
@@ -51,24 +59,26 @@ def test_interrupt_is_recorded_as_failure():
 
 def test_state_file_is_written_atomically_with_mode_0600(tmp_path):
     path = tmp_path / "state.json"
-    save_state(path, {"db": {"port": 5433}})
+    save_state(path, StackState(db=DbRecord(port=5433)))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert load_state(path)["db"]["port"] == 5433
+    assert load_state(path).db.port == 5433
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temp file left behind
 
 
-def test_missing_state_is_empty(tmp_path):
-    assert load_state(tmp_path / "nope.json") == {}
+def test_missing_state_is_fresh(tmp_path):
+    assert load_state(tmp_path / "nope.json") == StackState()
 
 
-@pytest.mark.parametrize("content", ['{"db": {"port": 54', '{"version": 99}', "[1, 2]"])
+@pytest.mark.parametrize(
+    "content", ['{"db": {"port": 54', '{"version": 99}', "[1, 2]", '{"version": 2, "db": {"port": "x"}}']
+)
 def test_unusable_state_is_set_aside_and_replaced_by_a_fresh_one(tmp_path, content):
     path = tmp_path / "state.json"
     path.write_text(content)
     with pytest.raises(StateProblem):
         load_state(path)
     warnings = []
-    assert load_state_or_fresh(path, warnings.append) == {}
+    assert load_state_or_fresh(path, warnings.append) == StackState()
     assert (tmp_path / "state.json.bad").read_text() == content
     assert "starting from a fresh state" in warnings[0]
 
@@ -90,8 +100,8 @@ def test_second_holder_of_the_stack_lock_fails_clearly(tmp_path):
 
 def test_state_is_json_with_version(tmp_path):
     path = tmp_path / "state.json"
-    save_state(path, {"stack": "x"})
-    assert json.loads(path.read_text())["version"] == 1
+    save_state(path, StackState(stack="x"))
+    assert json.loads(path.read_text())["version"] == 2
 
 
 def test_ctrl_c_during_a_state_write_waits_for_the_file_then_interrupts(tmp_path):
@@ -100,14 +110,44 @@ def test_ctrl_c_during_a_state_write_waits_for_the_file_then_interrupts(tmp_path
     landed = []
     with pytest.raises(KeyboardInterrupt), sigint_held():
         os.kill(os.getpid(), signal.SIGINT)
-        save_state(path, {"stack": "held"})
-        landed.append(load_state(path)["stack"])
+        save_state(path, StackState(stack="held"))
+        landed.append(load_state(path).stack)
     assert landed == ["held"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temp file left
 
 
 def test_a_state_write_without_a_signal_leaves_the_handler_as_it_was(tmp_path):
-    save_state(tmp_path / "state.json", {"stack": "calm"})
+    save_state(tmp_path / "state.json", StackState(stack="calm"))
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert stat.S_IMODE((tmp_path / "state.json").stat().st_mode) == 0o600
+
+
+def test_a_version_1_state_file_is_read_and_upgraded(tmp_path):
+    """What the previous release wrote (same keys, no processes or fingerprints) still loads."""
+    path = tmp_path / "state.json"
+    v1 = {
+        "version": 1,
+        "stack": "homer",
+        "last_command": "up",
+        "db": {"backend": "embedded", "host": "127.0.0.1", "port": 5433, "password": "pw", "pid": 42},
+        "api": {"pid": 4242, "url": "http://127.0.0.1:8000", "log": "/x/api.log"},
+        "steps": [
+            {"name": "db", "status": "OK", "attempts": 1, "duration_s": 0.5, "detail": "", "evidence": ""}
+        ],
+    }
+    path.write_text(json.dumps(v1))
+    state = load_state(path)
+    assert state.version == 2 and state.db.port == 5433 and state.api.pid == 4242
+    assert state.steps[0].name == "db" and state.processes == {} and state.fingerprints == {}
+    save_state(path, state)
+    assert json.loads(path.read_text())["version"] == 2
+    assert load_state(path) == state
+
+
+def test_keys_a_newer_release_wrote_are_kept(tmp_path):
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"version": 2, "db": {"port": 1, "replicas": [1, 2]}, "future": True}))
+    save_state(path, load_state(path))
+    saved = json.loads(path.read_text())
+    assert saved["db"]["replicas"] == [1, 2] and saved["future"] is True

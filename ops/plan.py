@@ -1,0 +1,139 @@
+"""What `up` will do to each component and why, from the stack file, the state and live probes.
+
+`invoke up --plan` prints it and changes nothing; `invoke up` prints it and carries it out.
+The API's inputs are fingerprinted (its declaration, the settings it uses, the content of its
+sources), so an edit under `app/` is a restart that names the file, not a silent skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ops import api
+from ops.backends.base import DatabaseBackend, Endpoint
+from ops.fingerprint import Fingerprint, take, what_changed
+from ops.settings import Settings
+from ops.stackfile import StackFile
+from ops.state import StackState
+
+KEEP, START, RESTART, APPLY, RUN = "keep", "start", "restart", "apply", "run"
+
+
+@dataclass(frozen=True)
+class Action:
+    component: str
+    verb: str
+    reason: str = ""
+
+    @property
+    def changes(self) -> bool:
+        return self.verb != KEEP
+
+    def line(self) -> str:
+        return f"{self.component}: {self.verb}" + (f" — {self.reason}" if self.reason else "")
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+
+    def of(self, component: str) -> Action | None:
+        return next((action for action in self.actions if action.component == component), None)
+
+    def lines(self) -> list[str]:
+        return [action.line() for action in self.actions]
+
+
+def api_fingerprint(settings: Settings, stack: StackFile, state: StackState) -> Fingerprint:
+    """The API's inputs now: its part of the stack file, the settings it runs with, its sources."""
+    _, declared = stack.of_kind("asgi")[0]
+    uses = {
+        "app": settings.app,
+        "api_host": settings.api_host,
+        "api_port": settings.api_port if settings.api_port_fixed else None,
+    }
+    declaration = {"component": declared.model_dump(mode="json"), "settings": uses}
+    previous = Fingerprint.from_record(state.api.fingerprint)
+    return take(settings.project_dir, declaration, declared.sources, previous)
+
+
+def make_plan(
+    settings: Settings,
+    stack: StackFile,
+    state: StackState,
+    backend: DatabaseBackend | None,
+    schema: Callable[[Endpoint], tuple[str | None, str | None]],
+    endpoint: Endpoint | None,
+) -> Plan:
+    """One action per declared component. `backend` is None when `up` has yet to choose one;
+    `schema(endpoint)` gives (current revision, head) of a running database."""
+    running = backend is not None and (not backend.owns_server or backend.is_running())
+    actions = []
+    for name in stack.order:
+        kind = stack.components[name].kind
+        if kind == "postgres":
+            actions.append(_db_action(name, backend, running, state))
+        elif kind == "alembic":
+            actions.append(_migrate_action(name, running, endpoint, schema))
+        elif kind == "seed":
+            actions.append(_seed_action(name, settings, stack, running))
+        elif kind == "asgi":
+            actions.append(_api_action(name, settings, stack, state))
+    return Plan(tuple(actions))
+
+
+def _db_action(name: str, backend: DatabaseBackend | None, running: bool, state: StackState) -> Action:
+    if backend is None:
+        return Action(name, START, "a new stack; `up` chooses the backend (auto)")
+    if not backend.owns_server:
+        return Action(name, KEEP, f"an external server at {state.db.host}:{state.db.port}")
+    if running:
+        where = f"pid {state.db.pid}" if state.db.pid else f"container {state.db.container_name}"
+        return Action(name, KEEP, f"{backend.name}, {where} on port {state.db.port}")
+    return Action(name, START, f"{backend.name}, not running" if state.db.port else f"{backend.name}, new")
+
+
+def _migrate_action(
+    name: str,
+    running: bool,
+    endpoint: Endpoint | None,
+    schema: Callable[[Endpoint], tuple[str | None, str | None]],
+) -> Action:
+    if not running or endpoint is None:
+        return Action(name, APPLY, "to head, once the database runs")
+    current, head = schema(endpoint)
+    if current == head:
+        return Action(name, KEEP, f"at head {head}")
+    return Action(name, APPLY, f"{current or 'base'} -> {head}")
+
+
+def _seed_action(name: str, settings: Settings, stack: StackFile, running: bool) -> Action:
+    when = stack.components[name].when
+    if not settings.seed or when == "never":
+        return Action(name, KEEP, "seeding is off")
+    return Action(name, RUN, "always" if when == "always" else "if the database is empty")
+
+
+def _api_action(name: str, settings: Settings, stack: StackFile, state: StackState) -> Action:
+    pid = state.api.pid
+    if not api.is_ours(pid, settings):
+        return Action(name, START, "not running")
+    health = api.probe(api.recorded_url(settings, state))
+    if health.status != 200:
+        return Action(name, RESTART, f"pid {pid} answers /health {health.status or 'nothing'}")
+    changed = what_changed(
+        Fingerprint.from_record(state.api.fingerprint), api_fingerprint(settings, stack, state)
+    )
+    if changed:
+        return Action(name, RESTART, f"{changed} since pid {pid} started")
+    return Action(name, KEEP, f"pid {pid} healthy on {state.api.url}")
+
+
+def describe(plan: Plan) -> list[str]:
+    return [f"plan: {line}" for line in plan.lines()]
+
+
+def as_dict(plan: Plan) -> list[dict[str, Any]]:
+    return [{"component": a.component, "action": a.verb, "reason": a.reason} for a in plan.actions]

@@ -1,0 +1,90 @@
+"""`up --plan` names what changed and changes nothing; `up` then carries that plan out."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ops.migrate import head_revision
+from tests.faults.conftest import read_state
+from tests.helpers import step_lines
+
+pytestmark = pytest.mark.e2e
+
+NEW_ROUTE = """
+
+@app.get("/plan-probe", include_in_schema=False)
+def plan_probe() -> dict[str, str]:
+    return {"served": "the edited code"}
+"""
+
+NEW_REVISION = '''"""add a note table (a test's migration)"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "ffff0000aaaa"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("plan_note", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade() -> None:
+    op.drop_table("plan_note")
+'''
+
+
+def plan_of(project) -> dict[str, str]:
+    result = project.invoke("up", "--plan")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "::STEP::" not in result.stdout  # nothing was run
+    return dict(line.split(": ", 1) for line in result.stdout.splitlines())
+
+
+def test_an_edit_under_app_is_planned_then_served(project):
+    assert project.invoke("up").returncode == 0
+    pid = read_state(project)["api"]["pid"]
+    assert plan_of(project)["api"] == f"keep — pid {pid} healthy on {read_state(project)['api']['url']}"
+
+    with open(project.root / "app" / "main.py", "a", encoding="utf-8") as source:
+        source.write(NEW_ROUTE)
+    planned = plan_of(project)
+    assert planned["api"] == f"restart — app/main.py changed since pid {pid} started"
+    assert planned["db"].startswith("keep") and planned["migrate"].startswith("keep")
+    assert read_state(project)["api"]["pid"] == pid  # --plan changed nothing
+
+    up = project.invoke("up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert f"plan: api: restart — app/main.py changed since pid {pid} started" in up.stdout
+    assert step_lines(up.stdout)["api-start"] == "OK" and step_lines(up.stdout)["db"] == "SKIP"
+    url = read_state(project)["api"]["url"]
+    assert httpx.get(f"{url}/plan-probe", trust_env=False).json() == {"served": "the edited code"}
+    assert plan_of(project)["api"].startswith("keep")
+
+
+def test_a_new_migration_is_planned_then_applied(project):
+    assert project.invoke("up").returncode == 0
+    current = head_revision(project.root)
+    assert plan_of(project)["migrate"] == f"keep — at head {current}"
+    versions = project.root / "migrations" / "versions"
+    (versions / "ffff0000aaaa_plan_note.py").write_text(NEW_REVISION.format(head=current))
+    assert plan_of(project)["migrate"] == f"apply — {current} -> ffff0000aaaa"
+
+    up = project.invoke("up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert step_lines(up.stdout)["migrate"] == "OK"
+    assert plan_of(project)["migrate"] == "keep — at head ffff0000aaaa"
+
+
+def test_a_broken_stack_file_is_exit_2_naming_the_key(project):
+    stack_file = project.root / "stack.toml"
+    stack_file.write_text(stack_file.read_text().replace("workers = 1", "workers = 1\nthreads = 4"))
+    for args in (("up",), ("up", "--plan"), ("status",)):
+        result = project.invoke(*args)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+        assert "stack.toml: api.threads: unknown key" in result.stderr and "Traceback" not in result.stderr
