@@ -160,7 +160,7 @@ def status(c, stack=None, state_dir=None):
 # `invoke logs` or `invoke migrate` must work.
 @task(
     help={
-        "component": "db, api or migrate (default: db and api)",
+        "component": "db, api, migrate or a declared process (default: db, api and the processes)",
         "n": "how many lines to show (default 50)",
         "follow": "keep printing new lines until Ctrl-C",
         **STACK_FLAGS,
@@ -174,13 +174,16 @@ def logs(c, component=None, n=None, follow=False, stack=None, state_dir=None):
 
     with _errors():
         settings = _settings(c, stack=stack, state_dir=state_dir)
-        if component not in (None, *ops_logs.COMPONENTS):
-            raise UsageError(f"unknown log {component!r}", f"choose one of {', '.join(ops_logs.COMPONENTS)}")
+        state = load_state_or_fresh(settings.state_file)
+        known = (*ops_logs.COMPONENTS, *state.processes)
+        if component not in (None, *known):
+            raise UsageError(f"unknown log {component!r}", f"choose one of {', '.join(known)}")
         if n is not None and (not str(n).isdigit() or int(n) < 1):
             raise UsageError(f"-n must be a positive whole number, not {n!r}")
         count = int(n or 50)
-        secrets = load_state_or_fresh(settings.state_file).secrets
-        paths = [ops_logs.log_file(settings, name) for name in ([component] if component else ["db", "api"])]
+        secrets = state.secrets
+        shown = [component] if component else ["db", "api", *state.processes]
+        paths = [ops_logs.log_file(settings, name) for name in shown]
         for path in paths:
             if len(paths) > 1:
                 print(f"==> {path} <==")

@@ -7,23 +7,19 @@ code and the log's last lines, if the child dies first: nobody waits on the dead
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from ops import children
 from ops.errors import ApiError, PortInUse
-from ops.platform import detached, require_posix
-from ops.procs import cmdline, cwd, free_port, pid_alive, port_free, port_holder, tail, terminate
-from ops.scope import mark_of, marks
+from ops.procs import cmdline, cwd, free_port, pid_alive, port_free, port_holder, tail
+from ops.scope import mark_of
 from ops.settings import Settings
 from ops.state import StackState
 from ops.waiting import NotReady, WaitPolicy, retry_call
-
-_children: list[subprocess.Popen[bytes]] = []  # kept so that exit codes can be read
 
 
 @dataclass(frozen=True)
@@ -91,33 +87,16 @@ def holder_of(port: int) -> str:
 
 def start(settings: Settings, database_url: str, port: int) -> int:
     """Spawn uvicorn on `port` in its own session, marked as this stack's API; return its pid."""
-    require_posix("running the API in the background")
     if not port_free(settings.api_host, port):
         raise PortInUse(
             f"port {settings.api_host}:{port} for the API is in use by {holder_of(port)}",
             "stop it, or choose another port with --api-port / OPS_API_PORT",
         )
-    log = log_path(settings)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    if log.exists() and log.stat().st_size:
-        log.replace(log.with_name("api.log.1"))
-    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1", **marks(settings, "api")}
     argv = [
         sys.executable, "-m", "uvicorn", settings.app,
         "--host", settings.api_host, "--port", str(port),
     ]  # fmt: skip
-    with open(log, "ab") as out:
-        child = subprocess.Popen(
-            argv,
-            cwd=settings.project_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            **detached(),
-        )
-    _children.append(child)
-    return child.pid
+    return children.spawn(settings, "api", argv, {"DATABASE_URL": database_url}, log_path(settings))
 
 
 def wait_healthy(settings: Settings, url: str, pid: int, policy: WaitPolicy) -> tuple[Health, int]:
@@ -150,24 +129,5 @@ def wait_healthy(settings: Settings, url: str, pid: int, policy: WaitPolicy) -> 
         ) from None
 
 
-def exit_code(pid: int) -> int | None:
-    """The exit code of a child we spawned in this process, if it has exited."""
-    for child in _children:
-        if child.pid == pid:
-            return child.poll()
-    return None
-
-
-def stop(pid: int | None, grace: float = 5.0) -> bool:
-    """Stop the API and its children; True if something was running."""
-    if not pid:
-        return False
-    ours = next((child for child in _children if child.pid == pid), None)
-    if ours is not None:
-        _children.remove(ours)
-        if ours.poll() is not None:
-            return False
-    stopped = terminate(int(pid), grace)
-    if ours is not None:
-        ours.wait(timeout=grace)  # reaps it: no zombie, no exit-time warning
-    return stopped
+exit_code = children.exit_code
+stop = children.stop

@@ -77,6 +77,7 @@ def diagnose(settings: Settings) -> dict[str, Any]:
             docker.close()
         api_facts = api_probe.result()
     problems += api_problems
+    declared = _process_facts(settings, state, problems)
     stray = [mark.describe() for mark in orphans.find(settings, state)]
     problems += [f"orphaned {line}: running, but the state file does not know it" for line in stray]
     steps = [_step_summary(step) for step in state.steps]
@@ -97,6 +98,7 @@ def diagnose(settings: Settings) -> dict[str, Any]:
         "db": db,
         "engine": engine,
         "api": api_facts,
+        "processes": declared,
         "orphans": stray,
         "last_command": state.last_command,
         "updated_at": state.updated_at,
@@ -365,6 +367,27 @@ def _probe_api(settings: Settings, recorded: bool, facts: dict[str, Any], proble
         problems.append(f"no API recorded, yet something answers at {url} (/health {health.status})")
 
 
+# --- declared processes ------------------------------------------------------------------
+
+
+def _process_facts(settings: Settings, state: StackState, problems: list[str]) -> dict[str, Any]:
+    """Each process of stack.toml the state records: pid, whether it runs (and is ours), its log."""
+    from ops import processes
+
+    facts = {}
+    for name, record in state.processes.items():
+        running = processes.is_ours(settings, name, record.pid)
+        facts[name] = {
+            "pid": record.pid,
+            "running": running,
+            "started_at": record.started_at,
+            "log": record.log,
+        }
+        if not running:
+            problems.append(f"process {name} is not running (pid {record.pid}); see {record.log}")
+    return facts
+
+
 # --- the last command's steps ------------------------------------------------------------
 
 
@@ -377,7 +400,7 @@ def _failed_step(settings: Settings, state: StackState) -> dict[str, Any] | None
     if step is None:
         return None
     name = step.name
-    component = STEP_LOGS.get(name)
+    component = STEP_LOGS.get(name) or (name if name in state.processes else None)
     log = settings.logs_dir / f"{component}.log" if component else None
     return {
         "name": name,
@@ -428,6 +451,9 @@ def render(report: dict[str, Any]) -> str:
     lines.append(f"database   {_database_line(db)}")
     lines.append(f"schema     {db['schema'] or '-'} (head {db['head'] or '-'})")
     lines.append(f"api        {_api_line(api_facts)}")
+    for name, facts in report["processes"].items():
+        alive = "running" if facts["running"] else "not running"
+        lines.append(f"{name:<10} pid {facts['pid'] or '-'} {alive}  (log: {facts['log']})")
     lines.append(f"last run   {report['last_command'] or '-'} at {report['updated_at'] or '-'}")
     for step in report["steps"]:
         detail = " ".join(str(step["detail"] or "").split())[:90]

@@ -77,6 +77,12 @@ class ArtifactsError(OpsError):
     exit_code = 10
 
 
+class ProcessFailed(OpsError):
+    """A process declared in stack.toml did not start or did not become ready."""
+
+    exit_code = 11
+
+
 class ChecksFailed(OpsError):
     """`invoke ci`: the test suite or the smoke search failed."""
 
@@ -95,5 +101,6 @@ EXIT_CODES: dict[int, str] = {
     StackBusy.exit_code: "another harness command holds the stack lock",
     IngestError.exit_code: "ingest failed; nothing was written",
     ArtifactsError.exit_code: "invoke ci: the artifacts folder cannot be created or written",
+    ProcessFailed.exit_code: "a process declared in stack.toml failed to start or become ready",
     130: "interrupted (Ctrl-C)",
 }

@@ -32,22 +32,26 @@ def postmaster_pid(data_dir: Path) -> int | None:
     return int(first) if first.isdigit() else None
 
 
-def find(settings: Settings, state: StackState, components: Iterable[str] = ("db", "api")) -> list[Marked]:
-    """This stack's marked processes (of `components`) that nothing in the state or on disk owns."""
-    wanted = set(components)
+def find(settings: Settings, state: StackState, components: Iterable[str] | None = None) -> list[Marked]:
+    """This stack's marked processes (of `components`; None: of any) that nothing in the state or on
+    disk owns."""
+    wanted = None if components is None else set(components)
     known = {
         "db": postmaster_pid(settings.state_dir / "pgdata"),
         "api": state.api.pid,
+        **{name: record.pid for name, record in state.processes.items()},
     }
     return [
         mark
         for mark in marked_processes()
-        if mark.belongs_to(settings) and mark.component in wanted and mark.pid != known.get(mark.component)
+        if mark.belongs_to(settings)
+        and (wanted is None or mark.component in wanted)
+        and mark.pid != known.get(mark.component)
     ]
 
 
-def sweep(settings: Settings, state: StackState, components: Iterable[str] = ("db", "api")) -> list[str]:
-    """Stop this stack's orphans; one line per process stopped."""
+def sweep(settings: Settings, state: StackState, components: Iterable[str] | None = None) -> list[str]:
+    """Stop this stack's orphans (of `components`; None: of any); one line per process stopped."""
     return stop_each(find(settings, state, components))
 
 

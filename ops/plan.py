@@ -18,7 +18,7 @@ from ops.settings import Settings
 from ops.stackfile import StackFile
 from ops.state import StackState
 
-KEEP, START, RESTART, APPLY, RUN = "keep", "start", "restart", "apply", "run"
+KEEP, START, RESTART, APPLY, RUN, STOP = "keep", "start", "restart", "apply", "run", "stop"
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,11 @@ def make_plan(
             actions.append(_seed_action(name, settings, stack, running))
         elif kind == "asgi":
             actions.append(_api_action(name, settings, stack, state))
+        elif kind == "process":
+            actions.append(_process_action(name, settings, stack, state))
+    for name in state.processes:
+        if name not in stack.components:
+            actions.append(Action(name, STOP, "removed from the stack file"))
     return Plan(tuple(actions))
 
 
@@ -129,6 +134,21 @@ def _api_action(name: str, settings: Settings, stack: StackFile, state: StackSta
     if changed:
         return Action(name, RESTART, f"{changed} since pid {pid} started")
     return Action(name, KEEP, f"pid {pid} healthy on {state.api.url}")
+
+
+def _process_action(name: str, settings: Settings, stack: StackFile, state: StackState) -> Action:
+    from ops import processes
+
+    record = state.processes.get(name)
+    if record is None:
+        return Action(name, START, "new in the stack file")
+    if not processes.is_ours(settings, name, record.pid):
+        return Action(name, START, "not running")
+    now = processes.fingerprint(settings, name, stack.components[name], record)
+    changed = what_changed(Fingerprint.from_record(record.fingerprint), now)
+    if changed:
+        return Action(name, RESTART, f"{changed} since pid {record.pid} started")
+    return Action(name, KEEP, f"pid {record.pid} running")
 
 
 def describe(plan: Plan) -> list[str]:

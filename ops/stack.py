@@ -11,17 +11,17 @@ from typing import Any
 
 import psycopg
 
-from ops import api, orphans
+from ops import api, children, orphans
 from ops.backends import DatabaseBackend, Endpoint, select_backend
 from ops.dbcheck import first_line, schema_revision, wait_ready
 from ops.errors import DatabaseError
 from ops.migrate import head_revision, migrate
-from ops.plan import KEEP, Plan, api_fingerprint, describe, make_plan
+from ops.plan import KEEP, STOP, Action, Plan, api_fingerprint, describe, make_plan
 from ops.report import hooks_for
 from ops.roles import ensure_reader
 from ops.secrets import new_password
 from ops.settings import Settings
-from ops.stackfile import STACK_FILE, StackFile, load_stack_file
+from ops.stackfile import STACK_FILE, Process, StackFile, load_stack_file
 from ops.state import (
     ProcessRecord,
     StackState,
@@ -32,7 +32,7 @@ from ops.state import (
     save_state,
     stack_lock,
 )
-from ops.steps import Ledger, StepHooks
+from ops.steps import Ledger, Step, StepHooks
 from ops.waiting import WaitPolicy
 
 Emit = Callable[[str], None]
@@ -125,7 +125,89 @@ def up(
                 if step.detail.startswith("already"):
                     step.skip(step.detail)
         api_url = _api_steps(run, backend, endpoint, swept, stack)
+        _process_steps(run, stack, endpoint, api_url)
         return UpResult(api_url, endpoint, backend.name, tuple(swept))
+
+
+def endpoint_values(endpoint: Endpoint, api_url: str | None) -> dict[str, str]:
+    """What `{db.url}`, `{api.url}` and kin stand for in a declared process's command and env."""
+    values = {
+        "db.url": endpoint.url().replace("postgresql+psycopg://", "postgresql://", 1),
+        "db.host": endpoint.host,
+        "db.port": str(endpoint.port),
+        "db.database": endpoint.database,
+        "db.user": endpoint.user,
+    }
+    if api_url:
+        host, _, port = api_url.removeprefix("http://").rpartition(":")
+        values.update({"api.url": api_url, "api.host": host, "api.port": port})
+    return values
+
+
+def _process_steps(run: Session, stack: StackFile, endpoint: Endpoint, api_url: str) -> None:
+    """Each declared process as the plan says: started, restarted, kept or (removed) stopped."""
+    values = _named(endpoint_values(endpoint, api_url), stack)
+    for action in run.plan.actions if run.plan else ():
+        declared = stack.components.get(action.component)
+        if action.verb == STOP:
+            with run.ledger.step(action.component) as step:
+                step.detail = _stop_removed(run, action.component)
+        elif declared is not None and declared.kind == "process":
+            with run.ledger.step(action.component) as step:
+                _converge_process(run, step, action, declared, values)
+
+
+def _stop_removed(run: Session, name: str) -> str:
+    from ops import processes
+
+    record = run.state.processes.pop(name)
+    if processes.is_ours(run.settings, name, record.pid) and children.stop(record.pid):
+        return f"stopped pid {record.pid}: removed from the stack file"
+    return "removed from the stack file (it was not running)"
+
+
+def _converge_process(
+    run: Session, step: Step, action: Action, declared: Process, values: dict[str, str]
+) -> None:
+    from ops import processes
+
+    settings, name = run.settings, action.component
+    record = run.state.processes.get(name)
+    running = record is not None and processes.is_ours(settings, name, record.pid)
+    if action.verb == KEEP and running:
+        step.skip(action.reason)
+        return
+    if running and record is not None:
+        children.stop(record.pid)
+    for line in orphans.sweep(settings, run.state, [name]):
+        run.emit(f"swept: {line}")
+    pid = processes.start(settings, name, declared, values)
+    run.state.processes[name] = ProcessRecord(
+        pid=pid,
+        log=str(processes.log_path(settings, name)),
+        started_at=_now(),
+        fingerprint=processes.fingerprint(settings, name, declared, record).as_record(),
+    )
+    policy = run.policy(settings.api_health_timeout)
+    try:
+        ready, step.attempts = processes.wait_ready(settings, name, pid, declared.ready, policy, values)
+    except BaseException:
+        children.stop(pid)
+        run.state.processes[name].pid = None
+        raise
+    step.detail = f"pid {pid}: {ready}"
+
+
+def _named(values: dict[str, str], stack: StackFile) -> dict[str, str]:
+    """The values under the names the stack file gives its postgres and asgi components."""
+    (db_name, _), *_ = stack.of_kind("postgres")
+    api_names = [name for name, _ in stack.of_kind("asgi")]
+    renamed = {}
+    for key, value in values.items():
+        component, _, attr = key.partition(".")
+        name = db_name if component == "db" else (api_names[0] if api_names else "api")
+        renamed[f"{name}.{attr}"] = value
+    return renamed
 
 
 def declared_stack(settings: Settings) -> StackFile:
@@ -273,10 +355,18 @@ def down(
     """Stop the API and PostgreSQL, keeping the data unless `volumes`. Returns what was done."""
     done: list[str] = []
     with session(settings, "down", emit, hooks) as run:
+        for name, record in list(run.state.processes.items()):
+            with run.ledger.step(f"{name}-stop") as step:
+                if _stop_declared(settings, name, record):
+                    step.detail = f"stopped pid {record.pid}"
+                    done.append(f"{name}: {step.detail}")
+                else:
+                    step.skip("not running")
+                record.pid = None
         with run.ledger.step("api-stop") as step:
             recorded = run.state.api.pid
             stopped = [f"stopped pid {recorded}"] if _stop_recorded_api(settings, run.state.api) else []
-            stopped += orphans.sweep(settings, run.state, ["api"])
+            stopped += orphans.sweep(settings, run.state, ["api", *run.state.processes])
             if stopped:
                 step.detail = "; ".join(stopped)
                 done.append(f"api: {step.detail}")
@@ -304,6 +394,12 @@ def down(
                 else:
                     step.skip("no data")
     return done
+
+
+def _stop_declared(settings: Settings, name: str, record: ProcessRecord) -> bool:
+    from ops import processes
+
+    return processes.is_ours(settings, name, record.pid) and children.stop(record.pid)
 
 
 def _stop_recorded_api(settings: Settings, record: ProcessRecord) -> bool:
@@ -348,7 +444,17 @@ class Component:
 def status(settings: Settings) -> list[Component]:
     """One entry per component, from the state file and live probes with short timeouts."""
     state = load_state_or_fresh(settings.state_file, _warn)
-    return [_db_status(settings, state), _api_status(settings, state)]
+    declared = [_process_status(settings, name, record) for name, record in state.processes.items()]
+    return [_db_status(settings, state), _api_status(settings, state), *declared]
+
+
+def _process_status(settings: Settings, name: str, record: ProcessRecord) -> Component:
+    from ops import processes
+
+    facts: dict[str, Any] = {"pid": record.pid, "log": record.log}
+    if not processes.is_ours(settings, name, record.pid):
+        return Component(name, False, f"not running (log: {processes.log_path(settings, name)})", facts)
+    return Component(name, True, f"pid {record.pid} running since {record.started_at}", facts)
 
 
 def recorded_endpoint(settings: Settings, state: StackState) -> Endpoint | None:

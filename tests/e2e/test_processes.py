@@ -1,0 +1,87 @@
+"""A process declared in stack.toml: started after `migrate`, shown by status, diagnose and logs,
+restarted when its file changes, stopped when removed from the file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ops.procs import pid_alive
+from tests.e2e.test_plan import plan_of
+from tests.faults.conftest import read_state
+from tests.helpers import step_lines
+
+pytestmark = pytest.mark.e2e
+
+WORKER = """\
+import os, sys, time
+import psycopg
+
+with psycopg.connect(os.environ["DATABASE_URL"], connect_timeout=5) as conn:
+    database = conn.execute("SELECT current_database()").fetchone()[0]
+print(f"connected to {database} ({VERSION})", flush=True)
+print("ready", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+DECLARED = """
+[worker]
+kind = "process"
+command = ["python", "worker.py"]
+env = { DATABASE_URL = "{db.url}" }
+ready = { log = "^ready$", timeout = 20 }
+after = ["migrate"]
+restart = "on-failure"
+"""
+
+
+def test_a_declared_worker_is_started_shown_restarted_and_stopped(project):
+    (project.root / "worker.py").write_text(WORKER.replace("{VERSION}", "one"))
+    stack_file = project.root / "stack.toml"
+    original = stack_file.read_text()
+    stack_file.write_text(original + DECLARED)
+    assert plan_of(project)["worker"] == "start — new in the stack file"
+
+    up = project.invoke("up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    steps = list(step_lines(up.stdout))
+    assert steps.index("worker") > steps.index("migrate")
+    pid = read_state(project)["processes"]["worker"]["pid"]
+    assert pid_alive(pid)
+
+    status = project.invoke("status")
+    assert status.returncode == 0 and f"worker healthy   pid {pid} running" in status.stdout
+    report = json.loads(project.invoke("diagnose", "--json").stdout)
+    assert report["processes"]["worker"]["running"] is True and report["healthy"]
+    logs = project.invoke("logs", "-c", "worker")
+    assert "connected to homer (one)" in logs.stdout and "ready" in logs.stdout
+    assert "postgresql://" not in logs.stdout  # nothing leaked through the DSN it was given
+
+    (project.root / "worker.py").write_text(WORKER.replace("{VERSION}", "two"))
+    assert plan_of(project)["worker"] == f"restart — worker.py changed since pid {pid} started"
+    assert project.invoke("up").returncode == 0
+    second = read_state(project)["processes"]["worker"]["pid"]
+    assert second != pid and not pid_alive(pid) and pid_alive(second)
+    assert "connected to homer (two)" in project.invoke("logs", "-c", "worker").stdout
+    assert plan_of(project)["worker"] == f"keep — pid {second} running"
+
+    stack_file.write_text(original)
+    assert plan_of(project)["worker"] == "stop — removed from the stack file"
+    removed = project.invoke("up")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert not pid_alive(second) and "worker" not in read_state(project)["processes"]
+
+
+def test_a_worker_that_dies_before_ready_fails_up_at_once_with_its_log(project):
+    (project.root / "worker.py").write_text(
+        "import sys\nprint('no database for me', flush=True)\nsys.exit(3)\n"
+    )
+    (project.root / "stack.toml").write_text((project.root / "stack.toml").read_text() + DECLARED)
+    up = project.invoke("up")
+    assert up.returncode == 11, up.stdout + up.stderr
+    assert "no database for me" in up.stderr
+    assert (
+        up.stderr.strip().splitlines()[-1].startswith("error: worker exited with code 3 before it was ready")
+    )
