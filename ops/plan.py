@@ -80,7 +80,7 @@ def make_plan(
         elif kind == "seed":
             actions.append(_seed_action(name, settings, stack, running))
         elif kind == "asgi":
-            actions.append(_api_action(name, settings, stack, state))
+            actions.append(_api_action(name, settings, stack, state, running))
         elif kind == "process":
             actions.append(_process_action(name, settings, stack, state))
     for name in state.processes:
@@ -93,7 +93,8 @@ def _db_action(name: str, backend: DatabaseBackend | None, running: bool, state:
     if backend is None:
         return Action(name, START, "a new stack; `up` chooses the backend (auto)")
     if not backend.owns_server:
-        return Action(name, KEEP, f"an external server at {state.db.host}:{state.db.port}")
+        server = backend.describe()
+        return Action(name, KEEP, f"an external server at {server.get('host')}:{server.get('port')}")
     if running:
         where = f"pid {state.db.pid}" if state.db.pid else f"container {state.db.container_name}"
         return Action(name, KEEP, f"{backend.name}, {where} on port {state.db.port}")
@@ -121,19 +122,22 @@ def _seed_action(name: str, settings: Settings, stack: StackFile, running: bool)
     return Action(name, RUN, "always" if when == "always" else "if the database is empty")
 
 
-def _api_action(name: str, settings: Settings, stack: StackFile, state: StackState) -> Action:
+def _api_action(
+    name: str, settings: Settings, stack: StackFile, state: StackState, db_running: bool
+) -> Action:
     pid = state.api.pid
     if not api.is_ours(pid, settings):
         return Action(name, START, "not running")
-    health = api.probe(api.recorded_url(settings, state))
-    if health.status != 200:
-        return Action(name, RESTART, f"pid {pid} answers /health {health.status or 'nothing'}")
-    changed = what_changed(
-        Fingerprint.from_record(state.api.fingerprint), api_fingerprint(settings, stack, state)
-    )
+    recorded = Fingerprint.from_record(state.api.fingerprint)
+    changed = what_changed(recorded, api_fingerprint(settings, stack, state))
     if changed:
         return Action(name, RESTART, f"{changed} since pid {pid} started")
-    return Action(name, KEEP, f"pid {pid} healthy on {state.api.url}")
+    health = api.probe(api.recorded_url(settings, state))
+    if health.status == 200:
+        return Action(name, KEEP, f"pid {pid} healthy on {state.api.url}")
+    if not db_running:  # it answers again once the database is back (else api-health restarts it)
+        return Action(name, KEEP, f"pid {pid}, healthy again once the database runs")
+    return Action(name, RESTART, f"pid {pid} answers /health {health.status or 'nothing'}")
 
 
 def _process_action(name: str, settings: Settings, stack: StackFile, state: StackState) -> Action:

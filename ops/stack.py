@@ -1,4 +1,4 @@
-"""The stack's commands: up, down, status and migrate, as ordered steps on one state file."""
+"""The stack's commands: up (with --plan), down, status and migrate, as steps on one state file."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from ops import api, children, orphans
+from ops.api_branch import ApiBranch
 from ops.backends import DatabaseBackend, Endpoint, select_backend
 from ops.dbcheck import first_line, schema_revision, wait_ready
 from ops.errors import DatabaseError
@@ -19,7 +20,6 @@ from ops.migrate import head_revision, migrate
 from ops.plan import KEEP, STOP, Action, Plan, api_fingerprint, describe, make_plan
 from ops.report import hooks_for
 from ops.roles import ensure_reader
-from ops.secrets import new_password
 from ops.settings import Settings
 from ops.stackfile import STACK_FILE, Process, StackFile, load_stack_file
 from ops.state import (
@@ -32,10 +32,11 @@ from ops.state import (
     save_state,
     stack_lock,
 )
-from ops.steps import Ledger, Step, StepHooks
+from ops.steps import Ledger, Step, StepHooks, critical_path, describe_path
 from ops.waiting import WaitPolicy
 
 Emit = Callable[[str], None]
+CHECKS = frozenset({"db-ready", "api-health"})  # steps that only look, always run
 
 
 def _now() -> str:
@@ -106,7 +107,8 @@ def up(
     hooks: StepHooks | None = None,
     stack: StackFile | None = None,
 ) -> UpResult:
-    """Bring the stack in line with its declaration: print the plan, then carry it out."""
+    """Bring the stack in line with its declaration: print the plan, then carry it out, the API's
+    steps in a branch beside the database's (`ops.api_branch`)."""
     stack = stack or declared_stack(settings)
     with session(settings, "up", emit, hooks) as run:
         backend, why = select_backend(settings, run.state, emit)
@@ -115,18 +117,67 @@ def up(
         for line in describe(run.plan):
             emit(line)
         swept: list[str] = []
+        endpoint, api_url = _converge_db_and_api(run, backend, why, swept, stack, seed)
+        _process_steps(run, stack, endpoint, api_url)
+        _critical_path(run)
+        return UpResult(api_url, endpoint, backend.name, tuple(swept))
+
+
+def _converge_db_and_api(
+    run: Session,
+    backend: DatabaseBackend,
+    why: str,
+    swept: list[str],
+    stack: StackFile,
+    seed: Callable[[Endpoint], str] | None,
+) -> tuple[Endpoint, str]:
+    """The database's steps here, the API's in their branch; both end together."""
+    branch = _api_branch(run, backend, stack, swept)
+    try:
         try:
-            endpoint = _db_steps(run, backend, why, swept)
+            endpoint = _db_steps(run, backend, why, swept, branch)
         finally:
             backend.save_log()
-        if seed is not None and settings.seed:
+        if seed is not None and run.settings.seed:
+            branch.check()
             with run.ledger.step("seed") as step:
                 step.detail = seed(endpoint)
                 if step.detail.startswith("already"):
                     step.skip(step.detail)
-        api_url = _api_steps(run, backend, endpoint, swept, stack)
-        _process_steps(run, stack, endpoint, api_url)
-        return UpResult(api_url, endpoint, backend.name, tuple(swept))
+        branch.check()
+        branch.database_done()
+        api_url = branch.join()
+    except BaseException:
+        branch.abort()
+        raise
+    if branch.moved(endpoint):  # the database did not get the port planned: start the API again
+        again = _api_branch(run, backend, stack, swept, keep=False)
+        again.launch(endpoint)
+        again.database_done()
+        api_url = again.join()
+    return endpoint, api_url
+
+
+def _api_branch(
+    run: Session, backend: DatabaseBackend, stack: StackFile, swept: list[str], keep: bool | None = None
+) -> ApiBranch:
+    settings = run.settings
+    planned = run.plan.of(stack.of_kind("asgi")[0][0]) if run.plan else None
+    return ApiBranch(
+        run,
+        backend,
+        keep=(planned is None or planned.verb == KEEP) if keep is None else keep,
+        fingerprint=lambda: api_fingerprint(settings, stack, run.state),
+        sweep=lambda: _sweep(run, "api", swept),
+        now=_now,
+    )
+
+
+def _critical_path(run: Session) -> None:
+    """What the command's time went to, when it did any work (a no-op says nothing more)."""
+    chain = critical_path(run.ledger.steps)
+    if any(step.status == "OK" and step.name not in CHECKS for step in run.ledger.steps):
+        run.emit(describe_path(chain))
 
 
 def endpoint_values(endpoint: Endpoint, api_url: str | None) -> dict[str, str]:
@@ -257,21 +308,27 @@ def _sweep(run: Session, component: str, swept: list[str]) -> None:
         swept.append(line)
 
 
-def _db_steps(run: Session, backend: DatabaseBackend, why: str, swept: list[str]) -> Endpoint:
+def _db_steps(
+    run: Session, backend: DatabaseBackend, why: str, swept: list[str], branch: ApiBranch
+) -> Endpoint:
     settings, ledger = run.settings, run.ledger
     with ledger.step("db") as step:
         if backend.owns_server and not backend.is_running():
             _sweep(run, "db", swept)
+        branch.launch(backend.planned_endpoint())  # the API can start and import meanwhile
         started = backend.start()
         run.state.db = started.record
+        branch.address_known(started.endpoint)
         step.detail = f"{backend.name} ({why}): {started.detail}"
         if started.reused:
             step.skip(step.detail)
     endpoint = started.endpoint
+    branch.check()
     with ledger.step("db-ready") as step:
         step.detail, step.attempts = wait_ready(
             endpoint, run.policy(settings.db_ready_timeout), backend.assert_alive
         )
+    branch.check()
     with ledger.step("migrate") as step:
         result = migrate(
             settings.project_dir,
@@ -282,71 +339,13 @@ def _db_steps(run: Session, backend: DatabaseBackend, why: str, swept: list[str]
             settings.logs_dir / "migrate.log",
         )
         step.attempts = result.attempts
+        if backend.owns_server and (result.direction != "none" or not branch.keep):
+            ensure_reader(endpoint, branch.reader_password)  # the API's role and its grants
         if result.direction == "none":
             step.skip(f"schema already at head {result.after}")
         else:
             step.detail = f"{result.before or 'base'} -> {result.after}"
     return endpoint
-
-
-def _api_steps(
-    run: Session, backend: DatabaseBackend, endpoint: Endpoint, swept: list[str], stack: StackFile
-) -> str:
-    """api-start and api-health, as the plan says; returns the URL the API answers on."""
-    settings, ledger = run.settings, run.ledger
-    api_state = run.state.api
-    started_pid: int | None = None
-    url = api.recorded_url(settings, run.state)
-    planned = run.plan.of(stack.of_kind("asgi")[0][0]) if run.plan else None
-    try:
-        with ledger.step("api-start") as step:
-            pid = api_state.pid
-            keep = planned is None or planned.verb == KEEP
-            if keep and api.is_ours(pid, settings) and api.probe(url).status == 200:
-                step.skip(f"already healthy, pid {pid}")
-            else:
-                if api.is_ours(pid, settings):
-                    api.stop(pid)
-                _sweep(run, "api", swept)
-                port = api.choose_port(settings, api_state.port)
-                url = settings.api_url_on(port)
-                started_pid = pid = api.start(settings, _api_endpoint(run, backend, endpoint).url(), port)
-                run.state.api = api_state = ProcessRecord(
-                    pid=pid,
-                    port=port,
-                    url=url,
-                    log=str(api.log_path(settings)),
-                    started_at=_now(),
-                    fingerprint=api_fingerprint(settings, stack, run.state).as_record(),
-                )
-                moved = "" if port == settings.api_port else f" (port {settings.api_port} is taken)"
-                if moved:
-                    run.emit(
-                        f"api: port {settings.api_port} is taken; using {port}, recorded in the state file"
-                    )
-                step.detail = f"uvicorn pid {pid} on {url}{moved}"
-        with ledger.step("api-health") as step:
-            assert pid is not None, "api-start either found our healthy API or started one"
-            health, step.attempts = api.wait_healthy(
-                settings, url, pid, run.policy(settings.api_health_timeout)
-            )
-            step.detail = f"GET /health -> {health.status}"
-    except BaseException:
-        if started_pid:
-            api.stop(started_pid)
-            run.state.api.pid = None
-        raise
-    return url
-
-
-def _api_endpoint(run: Session, backend: DatabaseBackend, owner: Endpoint) -> Endpoint:
-    """Where the API connects: the read-only role (grants refreshed), or an external server's DSN as is."""
-    if not backend.owns_server:
-        return owner  # not ours to provision: the API uses the DSN it was given
-    db = run.state.db
-    if not db.reader_password:
-        db.reader_password = new_password()
-    return ensure_reader(owner, db.reader_password)
 
 
 def down(

@@ -71,6 +71,7 @@ class StepRecord(Record):
     duration_s: float = 0.0
     detail: str = ""
     evidence: str = ""
+    offset_s: float = 0.0  # seconds after the command began
 
 
 class StackState(Record):

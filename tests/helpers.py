@@ -50,3 +50,18 @@ def step_lines(output: str) -> dict[str, str]:
             _, _, name, status = line.split("::")
             found[name] = status
     return found
+
+
+DB_BRANCH = ("db", "db-ready", "migrate", "seed")
+API_BRANCH = ("api-start", "api-health")
+
+
+def in_branch_order(names: list[str]) -> bool:
+    """`up`'s steps keep their order within each branch (the database's, the API's, which run side
+    by side), and `api-health` begins only after the database's branch (its last step) began."""
+    for branch in (DB_BRANCH, API_BRANCH):
+        seen = [name for name in names if name in branch]
+        if seen != [name for name in branch if name in seen]:
+            return False
+    last_db = max((names.index(name) for name in DB_BRANCH if name in names), default=-1)
+    return "api-health" not in names or names.index("api-health") > last_db

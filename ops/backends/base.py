@@ -101,6 +101,11 @@ class DatabaseBackend(ABC):
     def describe(self) -> dict[str, Any]:
         """Facts for status and diagnose (pid or container, state, data location)."""
 
+    def planned_endpoint(self) -> Endpoint | None:
+        """The owner's endpoint if it is known before `start` returns (so the API can start and
+        import meanwhile); None when only starting tells (e.g. a port the engine maps)."""
+        return None
+
     def save_log(self) -> None:  # noqa: B027 - an optional hook, a no-op by default
         """Bring the server's log up to date in the stack's logs directory (if kept elsewhere)."""
 

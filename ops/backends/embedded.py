@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ops import initdb_cache
 from ops.backends.base import DatabaseBackend, Endpoint, Started
 from ops.errors import BackendUnavailable, DatabaseError, PortInUse
 from ops.platform import Account, allow_traverse, give_to, require_posix, run_as, service_account
@@ -34,6 +35,10 @@ from ops.state import DbRecord
 SUPERUSER = "postgres"
 EXTENSIONS = ("vector", "pg_trgm")
 START_TIMEOUT_S = 30
+INITDB_ARGS = [
+    "-U", SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256",
+    "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions",
+]  # fmt: skip
 BIND_RETRIES = 5
 # What a restart right after `kill -9` of the postmaster may hit for a moment.
 _STILL_EXITING = ('lock file "postmaster.pid" already exists', "pre-existing shared memory block")
@@ -62,6 +67,8 @@ class EmbeddedBackend(DatabaseBackend):
     def __init__(self, settings: Settings, record: DbRecord | None = None) -> None:
         self.settings = settings
         self.record = (record or DbRecord()).model_copy(deep=True)
+        self._reserved_port: int | None = None
+        self._moved = False
         self.data_dir = settings.state_dir / "pgdata"
         self._log = settings.logs_dir / "db.log"
 
@@ -77,6 +84,7 @@ class EmbeddedBackend(DatabaseBackend):
         runner = service_account()
         password = self.record.password or new_password()
         reader_password = self.record.reader_password or new_password()
+        self.record.password, self.record.reader_password = password, reader_password
         self.record = DbRecord(
             backend=self.name,
             host=self.settings.db_connect_host,
@@ -107,6 +115,22 @@ class EmbeddedBackend(DatabaseBackend):
             self.settings.db_connect_host, port, self.settings.db_user, password, self.settings.db_name
         )
         return Started(endpoint, reused, detail, self.record)
+
+    def planned_endpoint(self) -> Endpoint | None:
+        """The port is chosen before the server starts (the running one, the recorded one while
+        free, or a free one) and kept for `start`; the passwords likewise."""
+        port = self._running_port() if self.is_running() else self._reserve_port()
+        if port is None:
+            return None
+        self.record.password = self.record.password or new_password()
+        self.record.reader_password = self.record.reader_password or new_password()
+        return Endpoint(
+            self.settings.db_connect_host,
+            port,
+            self.settings.db_user,
+            self.record.password,
+            self.settings.db_name,
+        )
 
     def assert_alive(self) -> None:
         if not self.is_running():
@@ -208,32 +232,8 @@ class EmbeddedBackend(DatabaseBackend):
             ) from None
 
     def _initdb(self, bin_dir: Path, runner: Account | None) -> str:
-        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        give_to(runner, self.data_dir)
-        result = self._run(
-            [
-                str(bin_dir / "initdb"),
-                "-D",
-                str(self.data_dir),
-                "-U",
-                SUPERUSER,
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "--encoding=UTF8",
-                "--locale=C.UTF-8",
-                "--no-sync",
-                "--no-instructions",
-            ],
-            runner,
-            timeout=120,
-        )
-        if result.returncode != 0:
-            raise DatabaseError(
-                f"initdb failed with exit code {result.returncode}",
-                f"data directory {self.data_dir}",
-                evidence=(result.stdout + result.stderr)[-4000:],
-            )
-        return f"initialised {self.data_dir}"
+        """A fresh cluster: a copy of the cached pristine template of this wheel (made once)."""
+        return initdb_cache.initialise(self.data_dir, bin_dir, runner, INITDB_ARGS, self._run)
 
     def _candidate_ports(self) -> list[int]:
         """Recorded port first (kept while free), then the configured one, then free ones."""
@@ -244,20 +244,27 @@ class EmbeddedBackend(DatabaseBackend):
             ports.append(self.record.port)
         return ports
 
+    def _reserve_port(self) -> int:
+        """The port the next start uses: the db_port setting, the recorded one while free, else a
+        free one; chosen once per backend object, so a planned endpoint and `start` agree."""
+        if self._reserved_port is None:
+            host = self.settings.db_host
+            wanted = self._candidate_ports()
+            if self.settings.db_port and not port_free(host, self.settings.db_port):
+                raise PortInUse(
+                    f"port {host}:{self.settings.db_port} (db_port setting) is in use by another process",
+                    "free it, or unset OPS_DB_PORT to let the harness choose a free port",
+                )
+            self._moved = bool(wanted) and not port_free(host, wanted[0])
+            self._reserved_port = wanted[0] if wanted and not self._moved else free_port(host)
+        return self._reserved_port
+
     def _start_server(self, bin_dir: Path, runner: Account | None) -> tuple[int, str]:
         host = self.settings.db_host
-        wanted = self._candidate_ports()
-        if self.settings.db_port and not port_free(host, self.settings.db_port):
-            raise PortInUse(
-                f"port {host}:{self.settings.db_port} (db_port setting) is in use by another process",
-                "free it, or unset OPS_DB_PORT to let the harness choose a free port",
-            )
-        note = ""
-        if wanted and not port_free(host, wanted[0]):
-            note = f"; recorded port {wanted[0]} is taken, moved"
-            wanted = []
+        recorded = self.record.port
+        port = self._reserve_port()
+        note = f"; recorded port {recorded} is taken, moved" if self._moved else ""
         last_error = "pg_ctl was not run"
-        port = wanted[0] if wanted else free_port(host)
         deadline = time.monotonic() + START_TIMEOUT_S
         bind_failures = 0
         while bind_failures < BIND_RETRIES and time.monotonic() < deadline:

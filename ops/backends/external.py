@@ -36,10 +36,11 @@ class ExternalBackend(DatabaseBackend):
     def log_path(self) -> Path | None:
         return None
 
-    def start(self) -> Started:
+    def planned_endpoint(self) -> Endpoint:
+        """The server is already there: its endpoint is the URL's (files checked first)."""
         params = params_of(self.url)
         check_files(params)
-        endpoint = Endpoint(
+        return Endpoint(
             host=self.url.host or "127.0.0.1",
             port=self.url.port or 5432,
             user=self.url.username or "postgres",
@@ -47,6 +48,10 @@ class ExternalBackend(DatabaseBackend):
             database=self.url.database or "postgres",
             params=params,
         )
+
+    def start(self) -> Started:
+        endpoint = self.planned_endpoint()
+        params = dict(endpoint.params)
         self.record = DbRecord(
             backend=self.name,
             host=endpoint.host,

@@ -72,7 +72,10 @@ def test_a_new_migration_is_planned_then_applied(project):
     assert plan_of(project)["migrate"] == f"keep — at head {current}"
     versions = project.root / "migrations" / "versions"
     (versions / "ffff0000aaaa_plan_note.py").write_text(NEW_REVISION.format(head=current))
-    assert plan_of(project)["migrate"] == f"apply — {current} -> ffff0000aaaa"
+    planned = plan_of(project)
+    assert planned["migrate"] == f"apply — {current} -> ffff0000aaaa"
+    added = "migrations/versions/ffff0000aaaa_plan_note.py added"
+    assert planned["api"].startswith(f"restart — {added} since pid")
 
     up = project.invoke("up")
     assert up.returncode == 0, up.stdout + up.stderr
