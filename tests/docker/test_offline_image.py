@@ -19,7 +19,13 @@ import pytest
 from docker.errors import NotFound
 from docker.models.containers import Container
 
-from ops.image import OFFLINE_REPOSITORY, ensure_offline_image, wheel_version
+from ops.image import (
+    OFFLINE_REPOSITORY,
+    PRISTINE_DATABASE,
+    PRISTINE_LABEL,
+    ensure_offline_image,
+    wheel_version,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -168,6 +174,126 @@ def test_the_image_is_labelled_with_the_wheel_and_reused(client: docker.DockerCl
     assert attrs["Config"]["StopSignal"] == "SIGINT"
     assert "5432/tcp" in attrs["Config"]["ExposedPorts"]
     assert attrs["Size"] < 100e6  # no headers, docs or static libraries in it
+    assert labels[PRISTINE_LABEL] == "yes"  # initdb ran on this host at build time
+
+
+def test_a_first_start_copies_the_pristine_cluster_instead_of_running_initdb(server: Server) -> None:
+    server.connect().close()
+    text = logs(server.container)
+    assert "from the image's pristine cluster (superuser homer)" in text
+    assert "running bootstrap script" not in text  # initdb's output
+    with server.connect() as conn:
+        names = {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
+        assert names == {"postgres", "template0", "template1", DATABASE}  # the placeholder renamed
+        assert PRISTINE_DATABASE not in names
+        assert scalar(conn, "SELECT rolname FROM pg_authid WHERE oid = 10") == USER  # the bootstrap superuser
+        assert scalar(conn, "SELECT count(*) FROM pg_roles WHERE rolname = 'postgres'") == 0
+    pgdata = server.container.exec_run(["ls", "-ld", PGDATA], user="postgres").output.decode()
+    assert pgdata.startswith("drwx------") and " postgres " in pgdata, pgdata
+
+
+# What a cluster looks like from the inside, to compare the copy with a cluster initdb made.
+CLUSTER_FACTS = {
+    "roles": "SELECT rolname, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin,"
+    " rolreplication, rolbypassrls, rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid"
+    " WHERE rolname NOT LIKE 'pg\\_%' ORDER BY 1",
+    "databases": "SELECT datname, pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datlocprovider,"
+    " datistemplate, datallowconn, datconnlimit, datcollate, datctype, datlocale, datacl::text"
+    " FROM pg_database ORDER BY 1",
+    "collations": "SELECT collname, collprovider, collencoding FROM pg_collation ORDER BY 1, 3",
+    "settings": "SELECT name, setting FROM pg_settings WHERE source NOT IN ('default', 'override',"
+    " 'client', 'session') OR name IN ('data_checksums', 'server_encoding', 'lc_collate', 'lc_ctype',"
+    " 'wal_segment_size', 'block_size') ORDER BY 1",
+    "extensions": "SELECT name, default_version FROM pg_available_extensions ORDER BY 1",
+    "namespaces": "SELECT nspname, pg_get_userbyid(nspowner), nspacl::text FROM pg_namespace ORDER BY 1",
+    "catalog sizes": "SELECT count(*) FROM pg_class",
+}
+CLUSTER_FILES = ("postgresql.conf", "pg_hba.conf", "pg_ident.conf", "postgresql.auto.conf", "PG_VERSION")
+
+
+def cluster_facts(container: Container, port: int, password: str = PASSWORD) -> dict[str, Any]:
+    facts: dict[str, Any] = {}
+    with connect(container, port, password) as conn:
+        for name, sql in CLUSTER_FACTS.items():
+            facts[name] = conn.execute(sql).fetchall()
+    for name in CLUSTER_FILES:
+        result = container.exec_run(["cat", f"{PGDATA}/{name}"], user="postgres")
+        assert result.exit_code == 0, result.output
+        facts[name] = result.output.decode()
+    return facts
+
+
+def test_the_copied_cluster_is_the_cluster_initdb_makes(made: Made, image: str) -> None:
+    """Same settings, once through the pristine copy and once through initdb in the container
+    (an initdb option that changes nothing, --data-checksums, the default since PostgreSQL 18,
+    sends the entrypoint down the initdb path): every file and catalogue fact compared is equal."""
+    copied = made.run(image, server_environment(PGDATA=PGDATA), ports=PUBLISH)
+    made_by_initdb = made.run(
+        image, server_environment(PGDATA=PGDATA, POSTGRES_INITDB_ARGS="--data-checksums"), ports=PUBLISH
+    )
+    left, right = (
+        cluster_facts(copied, mapped_port(copied)),
+        cluster_facts(made_by_initdb, mapped_port(made_by_initdb)),
+    )
+    assert "pristine cluster" in logs(copied) and "pristine cluster" not in logs(made_by_initdb)
+    assert "running bootstrap script" in logs(made_by_initdb)
+    for name in [*CLUSTER_FACTS, *CLUSTER_FILES]:
+        assert left[name] == right[name], name
+
+
+@pytest.mark.parametrize(
+    "user, database, password",
+    [
+        ("postgres", "postgres", "secret-of-postgres"),  # no rename, the placeholder dropped
+        ("app", "homer_ops_pristine", "secret-of-app"),  # the placeholder's own name is kept
+        ('we"ird', "d'b \\ x", "p'w\\\" \\x $(id) ;--"),  # quotes and backslashes in every value
+    ],
+)
+def test_the_copy_applies_any_user_database_and_password(
+    made: Made, image: str, user: str, database: str, password: str
+) -> None:
+    environment = {"POSTGRES_USER": user, "POSTGRES_PASSWORD": password, "POSTGRES_DB": database}
+    container = made.run(image, environment, ports=PUBLISH)
+    port = mapped_port(container)
+    deadline = time.monotonic() + READY_DEADLINE_S
+    while True:
+        try:
+            conn = psycopg.connect(
+                host="127.0.0.1", port=port, user=user, password=password, dbname=database, autocommit=True
+            )
+            break
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"never connected:\n{logs(container)}")
+            time.sleep(0.05)
+    with conn:
+        assert scalar(conn, "SELECT current_user") == user
+        assert (
+            scalar(conn, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
+            == user
+        )
+        names = {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
+        assert names == {"postgres", "template0", "template1", database}
+        assert scalar(conn, "SELECT rolsuper FROM pg_authid WHERE oid = 10") is True
+    text = logs(container)
+    assert "pristine cluster" in text and password not in text
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(host="127.0.0.1", port=port, user=user, password="not-it", dbname=database).close()
+
+
+def test_initdb_options_that_shape_the_cluster_still_go_through_initdb(made: Made, image: str) -> None:
+    environment = server_environment(POSTGRES_INITDB_ARGS="--no-sync --wal-segsize=32")
+    published = made.run(image, environment, ports=PUBLISH)
+    with connect(published, mapped_port(published)) as conn:
+        assert scalar(conn, "SHOW wal_segment_size") == "32MB"
+    assert "pristine cluster" not in logs(published)
+
+
+def test_no_sync_is_honoured_by_the_copy(made: Made, image: str) -> None:
+    container = made.run(image, server_environment(POSTGRES_INITDB_ARGS="--no-sync"), ports=PUBLISH)
+    with connect(container, mapped_port(container)) as conn:
+        assert scalar(conn, "SELECT 1") == 1
+    assert "from the image's pristine cluster" in logs(container)
 
 
 def test_a_client_connects_over_tcp_with_the_password(server: Server) -> None:

@@ -256,3 +256,101 @@ def test_memory_reads_resident_sizes_and_children_from_proc():
         child.kill()
         child.wait()
     assert memory.rss_kb(child.pid) == 0  # gone: counted as nothing
+
+
+def test_a_floor_target_is_met_at_or_above_its_limit():
+    met = Target("k", "3x faster", 3.0, "x", 3.6, at_least=True)
+    assert met.met is True and met.bound == "≥ 3 x" and met.verdict() == "met, 20% over (3.6 x against 3 x)"
+    missed = Target("k", "3x faster", 3.0, "x", 2.4, at_least=True)
+    assert missed.met is False and missed.verdict() == "missed by 20% (2.4 x against 3 x)"
+    assert Target("k", "x", 3.0, "x", 3.0, at_least=True).verdict() == "met, at the limit (3 x against 3 x)"
+    assert Target("k", "p99", 30.0, "ms", 20.0).bound == "≤ 30 ms"
+    assert missed.as_dict()["bound"] == "≥ 3 x"
+
+
+def _sql_ready(ratio: float = 3.5) -> dict:
+    phase = {
+        "start_call_s": 0.2,
+        "first_sql_s": 0.2,
+        "total_s": 0.4,
+        "until_entrypoint_runs_s": 0.18,
+        "entrypoint_setup_s": 0.01,
+        "entrypoint_init_s": 0.1,
+        "server_start_s": 0.02,
+        "after_server_ready_s": 0.09,
+    }
+    replica = {**phase, "container_create_s": 0.01, "container_start_s": 0.17, "total_s": 0.37}
+    testcontainers = {**phase, "start_call_s": 1.39, "total_s": 0.4 * ratio, "after_server_ready_s": 0.99}
+    return {
+        "image": "homer-ops/postgres-offline:18.6.3",
+        "repeats": 3,
+        "testcontainers_version": "4.15.0",
+        "note": "Ryuk disabled",
+        "ratio": ratio,
+        "phases": {"harness": phase, "replica": replica, "testcontainers": testcontainers},
+    }
+
+
+def test_the_docker_sql_ready_target_is_a_floor_with_the_phases_as_its_note():
+    figures = {**_figures(), "docker_sql_ready": _sql_ready(2.5)}
+    target = next(t for t in evaluate(figures) if t.key == "docker_sql_ready_ratio")
+    assert target.at_least and target.limit == 3.0 and target.met is False
+    assert target.label == "docker create→SQL-ready ≥ 3x faster than testcontainers"
+    assert "its initialisation 0.10 s" in target.note and "testcontainers 1.00 s" in target.note
+    met = next(
+        t for t in evaluate({**_figures(), "docker_sql_ready": _sql_ready()}) if t.key.startswith("docker")
+    )
+    assert met.met is True
+    skipped = {**_figures(), "docker_sql_ready": {"skipped": "no Docker engine answers"}}
+    assert "docker_sql_ready_ratio" not in {t.key for t in evaluate(skipped)}
+
+
+def test_the_docker_sql_ready_section_has_every_way_side_by_side_or_says_why_it_was_skipped():
+    figures = {**_full_figures(), "docker_sql_ready": _sql_ready()}
+    figures["targets"] = [t.as_dict() for t in evaluate(figures)]
+    text = report.render(figures)
+    assert "### Docker: create → SQL-ready, harness against testcontainers (median of 3, seconds)" in text
+    assert "| phase | harness | replica of its calls | testcontainers |" in text
+    assert "| container start | — | 0.17 | — |" in text
+    assert "| **create → SQL-ready** | **0.4** | **0.37** | **1.4** |" in text
+    assert "**testcontainers / harness: 3.5x**" in text and "Ryuk disabled" in text
+    target = next(line for line in text.splitlines() if line.startswith("| docker create→SQL-ready"))
+    assert "| ≥ 3 x | met, 17% over" in target
+    skipped = report.render({**_full_figures(), "docker_sql_ready": {"skipped": "no Docker engine answers"}})
+    assert "Skipped: no Docker engine answers." in skipped
+
+
+def test_the_containers_clocks_split_a_start_into_phases():
+    from ops.bench.sqlready import clocks_from, parse_engine_time
+
+    assert parse_engine_time("2026-12-01T10:00:00.123456789Z") == pytest.approx(1796119200.123457, abs=1e-6)
+    assert parse_engine_time("2026-12-01T10:00:00Z") == 1796119200.0
+    logs = "\n".join(
+        [
+            "2026-12-01T10:00:00.210000000Z 2026-12-01 10:00:00 UTC [entrypoint] initialising a new cluster",
+            "2026-12-01T10:00:00.310000000Z 2026-12-01 10:00:00 UTC [entrypoint] initialisation complete",
+            "2026-12-01T10:00:00.330000000Z LOG:  database system is ready to accept connections",
+            "garbage without a timestamp: database system is ready to accept connections",
+        ]
+    )
+    began = parse_engine_time("2026-12-01T10:00:00Z")
+    phases = clocks_from(began, began + 0.4, "2026-12-01T10:00:00.200000000Z", logs)
+    assert phases == pytest.approx(
+        {
+            "until_entrypoint_runs_s": 0.2,
+            "entrypoint_setup_s": 0.01,
+            "entrypoint_init_s": 0.1,
+            "server_start_s": 0.02,
+            "after_server_ready_s": 0.07,
+        },
+        abs=1e-3,
+    )
+    assert clocks_from(began, began + 1, "not a time", logs) == {}
+    assert clocks_from(began, began + 1, "2026-12-01T10:00:00.2Z", "") == {"until_entrypoint_runs_s": 0.2}
+
+
+def test_the_docker_section_is_skipped_with_a_reason_without_an_engine():
+    from ops.bench.sqlready import why_not
+
+    assert why_not(None) == "no Docker engine answers"
+    assert why_not(object()) is None  # testcontainers is in the dev extra
