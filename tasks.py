@@ -11,13 +11,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, Exit, task
 
 from ops.errors import OpsError
-from ops.secrets import redact
-from ops.settings import Settings, build_settings
+
+if TYPE_CHECKING:  # imported when a task runs, not for `invoke --list`
+    from ops.settings import Settings
 
 PROJECT_DIR = Path(__file__).resolve().parent
 
@@ -29,6 +30,7 @@ STACK_FLAGS = {
 
 def _settings(c: Any, **flags: Any) -> Settings:
     """defaults < stack.toml < invoke.yaml (`ops:`) < OPS_* environment < flags."""
+    from ops.settings import build_settings
     from ops.stackfile import STACK_FILE, load_stack_file
 
     config = c.config.get("ops", {})
@@ -42,6 +44,8 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except OpsError as exc:
+        from ops.secrets import redact
+
         if exc.evidence:
             print("---- last log lines ----", file=sys.stderr)
             print(redact(exc.evidence).rstrip(), file=sys.stderr)

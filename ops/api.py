@@ -11,8 +11,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from ops import children
 from ops.errors import ApiError, PortInUse
 from ops.procs import cmdline, cwd, free_port, pid_alive, port_free, port_holder, tail
@@ -33,13 +31,20 @@ def log_path(settings: Settings) -> Path:
 
 
 def probe(url: str, timeout: float = 1.0) -> Health:
-    """GET {url}/health once, never raising."""
+    """GET {url}/health once, never raising (the standard library's client: a cheap import)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
     try:
-        with httpx.Client(trust_env=False, timeout=timeout) as client:
-            response = client.get(f"{url}/health")
-        return Health(response.status_code, response.text[:500])
-    except httpx.HTTPError as exc:
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        return Health(response.status, response.read(500).decode("utf-8", errors="replace"))
+    except (OSError, http.client.HTTPException) as exc:
         return Health(None, type(exc).__name__)
+    finally:
+        connection.close()
 
 
 def recorded_url(settings: Settings, state: StackState) -> str:

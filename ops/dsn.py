@@ -11,12 +11,12 @@ No I/O here: that files named by `sslrootcert` and kin exist is checked by `chec
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from typing import TYPE_CHECKING, Any
 
 from ops.errors import UsageError
+
+if TYPE_CHECKING:  # SQLAlchemy is imported only when a DATABASE_URL is given
+    from sqlalchemy.engine import URL
 
 EXAMPLE = "e.g. postgresql://USER@HOST:5432/DBNAME, with the password after USER and a colon"
 # Parameters whose values libpq only checks when it connects: checked here, so a typo is exit 2.
@@ -97,6 +97,9 @@ def _is_keyword_form(value: str) -> bool:
 
 
 def _parse_url(value: str) -> URL:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(value)
     except ValueError as exc:
@@ -116,6 +119,8 @@ def _from_keywords(value: str) -> URL:
     except ProgrammingError as exc:
         detail = str(exc).splitlines()[0] if str(exc) else "unparseable"
         raise UsageError(f"DATABASE_URL is not a valid libpq connection string: {detail}", EXAMPLE) from None
+    from sqlalchemy.engine import URL
+
     return _fields_from_query(URL.create("postgresql", query={k: str(v) for k, v in parsed.items()}))
 
 

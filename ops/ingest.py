@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 
 import psycopg
-from sqlalchemy.exc import DBAPIError
 
 from ops.backends.base import Endpoint
 from ops.dbcheck import first_line
@@ -39,6 +38,8 @@ def load(
     progress: Callable[[str], None] | None = None,
 ):  # type: ignore[no-untyped-def]
     """Run the service's ingest against the stack; IngestError (nothing written) on failure."""
+    from sqlalchemy.exc import DBAPIError
+
     from app import ingest as app_ingest
 
     try:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import importlib.metadata
 import os
 import re
 import secrets
@@ -66,6 +65,8 @@ def cache_root() -> Path:
 
 def template_dir(initdb_args: Sequence[str], runner: Account | None) -> Path:
     """Where the template for these initdb options and this runner lives (needs the wheel's metadata)."""
+    import importlib.metadata  # here, not at import: `up` on a running stack never needs it
+
     version = importlib.metadata.version(WHEEL)
     digest = hashlib.sha256("\0".join(initdb_args).encode()).hexdigest()[:12]
     uid = runner.uid if runner is not None else os.geteuid()
@@ -118,6 +119,8 @@ def _prepare(data_dir: Path, runner: Account | None) -> None:
 
 def _slot(bin_dir: Path, initdb_args: Sequence[str], runner: Account | None) -> tuple[Path, str]:
     """The template's path and the binaries' major version, or _NoCache(reason)."""
+    import importlib.metadata
+
     for arg in initdb_args:
         name = arg.split("=", 1)[0]
         if name == "--pgdata" or arg.startswith("-D"):

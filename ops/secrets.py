@@ -7,8 +7,6 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 MASK = "***"
 _DSN_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@\s]+)(?=@)", re.I)
 _ASSIGNED = re.compile(
@@ -36,6 +34,8 @@ def new_password() -> str:
 
 def mask_dsn(url: str) -> str:
     """`url` with its password replaced by ***."""
+    from sqlalchemy.engine import make_url
+
     try:
         parsed = make_url(url)
     except Exception:

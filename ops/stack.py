@@ -11,12 +11,11 @@ from typing import Any
 
 import psycopg
 
-from ops import api, children, orphans
+from ops import api, children, orphans, schema_head
 from ops.api_branch import ApiBranch
 from ops.backends import DatabaseBackend, Endpoint, select_backend
 from ops.dbcheck import first_line, schema_revision, wait_ready
 from ops.errors import DatabaseError
-from ops.migrate import head_revision, migrate
 from ops.plan import KEEP, STOP, Action, Plan, api_fingerprint, describe, make_plan
 from ops.report import hooks_for
 from ops.roles import ensure_reader
@@ -197,8 +196,10 @@ def endpoint_values(endpoint: Endpoint, api_url: str | None) -> dict[str, str]:
 
 def _process_steps(run: Session, stack: StackFile, endpoint: Endpoint, api_url: str) -> None:
     """Each declared process as the plan says: started, restarted, kept or (removed) stopped."""
+    if not run.plan or not (run.state.processes or stack.of_kind("process")):
+        return
     values = _named(endpoint_values(endpoint, api_url), stack)
-    for action in run.plan.actions if run.plan else ():
+    for action in run.plan.actions:
         declared = stack.components.get(action.component)
         if action.verb == STOP:
             with run.ledger.step(action.component) as step:
@@ -274,7 +275,7 @@ def plan(settings: Settings, stack: StackFile | None = None) -> Plan:
     if state.db.backend or settings.backend != "auto":
         backend, _ = select_backend(settings, state)
     return make_plan(
-        settings, stack, state, backend, _schema_of(settings), recorded_endpoint(settings, state)
+        settings, stack, state, backend, _schema_of(settings, state), recorded_endpoint(settings, state)
     )
 
 
@@ -287,12 +288,12 @@ def load_state_or_fresh_readonly(settings: Settings) -> StackState:
 
 def _plan(run: Session, stack: StackFile, backend: DatabaseBackend) -> Plan:
     endpoint = recorded_endpoint(run.settings, run.state)
-    return make_plan(run.settings, stack, run.state, backend, _schema_of(run.settings), endpoint)
+    return make_plan(run.settings, stack, run.state, backend, _schema_of(run.settings, run.state), endpoint)
 
 
-def _schema_of(settings: Settings) -> Callable[[Endpoint], tuple[str | None, str | None]]:
+def _schema_of(settings: Settings, state: StackState) -> Callable[[Endpoint], tuple[str | None, str | None]]:
     def schema(endpoint: Endpoint) -> tuple[str | None, str | None]:
-        head = head_revision(settings.project_dir)
+        head = schema_head.head(settings.project_dir, state)
         try:
             return schema_revision(endpoint, timeout=2), head
         except psycopg.Error:
@@ -330,21 +331,28 @@ def _db_steps(
         )
     branch.check()
     with ledger.step("migrate") as step:
-        result = migrate(
-            settings.project_dir,
-            endpoint.url(),
-            "head",
-            run.policy(settings.migrate_timeout),
-            backend.assert_alive,
-            settings.logs_dir / "migrate.log",
-        )
-        step.attempts = result.attempts
-        if backend.owns_server and (result.direction != "none" or not branch.keep):
-            ensure_reader(endpoint, branch.reader_password)  # the API's role and its grants
-        if result.direction == "none":
-            step.skip(f"schema already at head {result.after}")
+        head = schema_head.head(settings.project_dir, run.state)
+        if schema_revision(endpoint, timeout=2) == head:  # no Alembic needed to see that
+            applied = False
+            step.skip(f"schema already at head {head}")
         else:
+            from ops.migrate import migrate
+
+            result = migrate(
+                settings.project_dir,
+                endpoint.url(),
+                "head",
+                run.policy(settings.migrate_timeout),
+                backend.assert_alive,
+                settings.logs_dir / "migrate.log",
+            )
+            step.attempts = result.attempts
+            applied = result.direction != "none"
             step.detail = f"{result.before or 'base'} -> {result.after}"
+            if not applied:
+                step.skip(f"schema already at head {result.after}")
+        if backend.owns_server and (applied or not branch.keep):
+            ensure_reader(endpoint, branch.reader_password)  # the API's role and its grants
     return endpoint
 
 
@@ -482,7 +490,7 @@ def _db_status(settings: Settings, state: StackState) -> Component:
     except psycopg.Error as exc:
         reason = first_line(exc)
         return Component("db", False, f"{backend_name} {where} unreachable: {reason}", facts)
-    head = head_revision(settings.project_dir)
+    head = schema_head.head(settings.project_dir, state)
     facts.update(schema=revision, head=head)
     at_head = revision == head
     schema = f"schema {revision} (head)" if at_head else f"schema {revision}, head is {head}"
@@ -509,6 +517,8 @@ def migrate_stack(settings: Settings, revision: str, emit: Emit = print) -> str:
         if endpoint is None:
             raise DatabaseError("the stack's database has never been started", "run `invoke up` first")
         backend, _ = select_backend(settings, run.state)
+        from ops.migrate import migrate
+
         with run.ledger.step("migrate") as step:
             result = migrate(
                 settings.project_dir,

@@ -84,7 +84,7 @@ class StackState(Record):
     db: DbRecord = Field(default_factory=DbRecord)
     api: ProcessRecord = Field(default_factory=ProcessRecord)
     processes: dict[str, ProcessRecord] = Field(default_factory=dict)
-    fingerprints: dict[str, str] = Field(default_factory=dict)  # of what migrate and seed last applied
+    fingerprints: dict[str, Any] = Field(default_factory=dict)  # e.g. the migrations' head, remembered
     steps: list[StepRecord] = Field(default_factory=list)
 
     @property

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import psycopg
-from sqlalchemy.exc import DBAPIError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -60,8 +59,9 @@ def is_transient(exc: BaseException) -> bool:
     """True for errors worth retrying at connection time, False for everything else."""
     if isinstance(exc, NotReady):
         return True
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        exc = exc.orig
+    orig = getattr(exc, "orig", None)  # an SQLAlchemy DBAPIError wraps the driver's error
+    if orig is not None and type(exc).__module__.startswith("sqlalchemy"):
+        exc = orig
     if isinstance(exc, ConnectionRefusedError | ConnectionResetError):
         return True
     if isinstance(exc, psycopg.OperationalError):

@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import URL
-
-from ops.secrets import mask_dsn
+from ops.secrets import redact as mask_dsn_text
 from ops.state import DbRecord
 
 
@@ -28,6 +26,8 @@ class Endpoint:
 
     def url(self) -> str:
         """SQLAlchemy URL for the sync psycopg driver (contains the password), with every parameter."""
+        from sqlalchemy.engine import URL
+
         return URL.create(
             "postgresql+psycopg",
             username=self.user,
@@ -39,7 +39,13 @@ class Endpoint:
         ).render_as_string(hide_password=False)
 
     def masked_url(self) -> str:
-        return mask_dsn(self.url())
+        """The URL to show: the password as ***, every parameter (built here: no SQLAlchemy needed)."""
+        from urllib.parse import quote, urlencode
+
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        query = f"?{urlencode(sorted(self.params.items()))}" if self.params else ""
+        user, database = quote(self.user, safe=""), quote(self.database)
+        return mask_dsn_text(f"postgresql+psycopg://{user}:***@{host}:{self.port}/{database}{query}")
 
     def connect_kwargs(self, timeout: int = 2) -> dict[str, Any]:
         """Keyword arguments for psycopg.connect: every parameter, and the harness's bound on waiting."""

@@ -90,11 +90,22 @@ def harness_run(project: Path, backend: str, image: str | None) -> dict[str, Any
         cold_steps = _ledger(state_dir)
         warm = _timed_invoke(project, env, "up")
         warm_steps = _ledger(state_dir)
+        plan = _timed_invoke(project, env, "up", "--plan")
+        floor = _timed_invoke(project, env, "--version")  # what every Invoke command pays
+        listing = _timed_invoke(project, env, "--list")
     finally:
         with sigint_held():
             invoke(project, env, "down", "--volumes", check=False)
             shutil.rmtree(state_dir, ignore_errors=True)
-    return {"cold": cold, "warm": warm, "steps": cold_steps, "warm_steps": warm_steps}
+    return {
+        "cold": cold,
+        "warm": warm,
+        "steps": cold_steps,
+        "warm_steps": warm_steps,
+        "plan": plan,
+        "floor": floor,
+        "list": listing,
+    }
 
 
 def _ledger(state_dir: Path) -> dict[str, float]:
@@ -112,11 +123,19 @@ def stack_figures(
         runs.append(harness_run(project, backend, image))
         bare.append(bare_steps(project, backend, client, image))
     cold = medians({"s": run["cold"]} for run in runs)["s"]
+    warm = medians({"s": run["warm"]} for run in runs)["s"]
+    quick = medians({key: run[key] for key in ("plan", "floor", "list")} for run in runs)
     bare_median = medians(bare)
     return {
         "repeats": repeats,
         "cold_up_s": cold,
-        "warm_up_s": medians({"s": run["warm"]} for run in runs)["s"],
+        "warm_up_s": warm,
+        "plan_s": quick["plan"],
+        "invoke_floor_s": quick["floor"],
+        "list_s": quick["list"],
+        "ratio_warm_to_floor": ratio(warm, quick["floor"]),
+        "ratio_list_to_floor": ratio(quick["list"], quick["floor"]),
+        "ratio_plan_to_warm": ratio(quick["plan"], warm),
         "cold_up_steps_s": medians(run["steps"] for run in runs),
         "warm_up_steps_s": medians(run["warm_steps"] for run in runs),
         "bare_s": bare_median,

@@ -96,25 +96,42 @@ def evaluate(figures: dict[str, Any]) -> list[Target]:
         targets.append(
             Target(
                 "cold_up_ratio",
-                "cold `up` / bare steps",
-                1.25,
+                "cold `up` / the same steps by hand, in sequence",
+                0.6,
                 "x",
                 stack["ratio_cold_to_bare"],
                 f"largest excess: {worst} +{excess[worst]:.2f} s; {_CLOSE[worst]}",
             )
         )
         in_steps = sum(stack.get("warm_up_steps_s", {}).values())
-        targets.append(
+        floor = stack.get("invoke_floor_s")
+        targets += [
             Target(
-                "warm_up_s",
-                "warm `up`",
+                "warm_up_to_floor",
+                "warm `up` / `invoke --version`",
+                2.5,
+                "x",
+                stack.get("ratio_warm_to_floor"),
+                f"its steps (probes) took {in_steps:.2f} s of {stack['warm_up_s']:.2f} s; the floor is "
+                f"{floor or 0:.2f} s; the rest is imports (pydantic, psycopg, psutil)",
+            ),
+            Target(
+                "list_to_floor",
+                "`invoke --list` / `invoke --version`",
+                1.5,
+                "x",
+                stack.get("ratio_list_to_floor"),
+                "tasks.py imports only ops.errors at the top",
+            ),
+            Target(
+                "plan_to_warm",
+                "`up --plan` / warm `up`",
                 1.0,
-                "s",
-                stack["warm_up_s"],
-                f"its steps (probes) took {in_steps:.2f} s; the rest is the interpreter, invoke "
-                f"and imports, as in the cold `up`'s start-up",
-            )
-        )
+                "x",
+                stack.get("ratio_plan_to_warm"),
+                "the plan probes what a warm `up` probes, without its lock or state write",
+            ),
+        ]
     text4, cores = _cell(figures, "text", 4), figures.get("machine", {}).get("cores", "the")
     raw: dict[str, Any] = next(
         (r for r in figures.get("search", {}).get("raw_sql", []) if r["mode"] == "text"), {}

@@ -69,7 +69,7 @@ def test_bench_quick_measures_every_section_and_updates_the_docs(project):
         assert "### Docker: create → SQL-ready" in result.stdout
 
     verdicts = {target["key"]: target["verdict"] for target in figures["targets"]}
-    assert len(verdicts) == (6 if "skipped" in sql_ready else 7)
+    assert len(verdicts) == (8 if "skipped" in sql_ready else 9)
     assert all(v.startswith(("met", "missed")) for v in verdicts.values())
 
     docs = (project.root / "docs" / "benchmarks.md").read_text()
