@@ -7,9 +7,11 @@ code and the log's last lines, if the child dies first: nobody waits on the dead
 
 from __future__ import annotations
 
+import http.client
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ops import children
 from ops.errors import ApiError, PortInUse
@@ -32,9 +34,6 @@ def log_path(settings: Settings) -> Path:
 
 def probe(url: str, timeout: float = 1.0) -> Health:
     """GET {url}/health once, never raising (the standard library's client: a cheap import)."""
-    import http.client
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
     try:

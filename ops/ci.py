@@ -18,10 +18,9 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from ops.diagnose import diagnose, engine_version
 from ops.errors import ApiError, ArtifactsError, ChecksFailed, UsageError
 from ops.procs import free_port
 from ops.settings import Settings
-from ops.signals import signals_held
+from ops.signals import signals_held, sigterm_as_interrupt
 from ops.state import StateProblem, load_state
 from ops.steps import FAIL, Ledger, Step
 
@@ -113,7 +112,7 @@ class _CiRun:
         began = time.monotonic()
         self.emit(f"ci: stack {self.settings.stack}, state in {self.settings.state_dir}")
         try:
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():
                 self._phase("artifacts", self._check_artifacts)
                 self._up()
                 self._phase("tests", self._tests, needs_stack=True)
@@ -234,7 +233,8 @@ class _CiRun:
         write.text("versions.txt", versions_text(server, engine_version()))
         if self._junit_path().exists():
             write.copy("junit.xml", self._junit_path(), "no JUnit XML")
-        for name in LOGS:
+        declared = sorted(path.stem for path in self.settings.logs_dir.glob("*.log") if path.stem not in LOGS)
+        for name in (*LOGS, *declared):  # the stack's own logs, then any declared process's
             write.copy(f"logs/{name}.log", self.settings.logs_dir / f"{name}.log", f"no {name} log")
         step.detail = f"{len(write.written)} files in {self.opts.artifacts}"
 
@@ -356,16 +356,3 @@ def _junit_counts(path: Path) -> str:
         key: sum(int(s.get(key, 0)) for s in suites) for key in ("tests", "failures", "errors", "skipped")
     }
     return ", ".join(f"{value} {key}" for key, value in totals.items())
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a cancelled CI job) is handled like Ctrl-C: the stack is still torn down."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

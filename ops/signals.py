@@ -43,3 +43,16 @@ def sigint_held() -> Iterator[None]:
         yield
     if received:
         raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a cancelled CI job, `kill`) is handled like Ctrl-C for the block: cleanups still run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

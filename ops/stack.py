@@ -20,6 +20,7 @@ from ops.plan import KEEP, STOP, Action, Plan, api_fingerprint, describe, make_p
 from ops.report import hooks_for
 from ops.roles import ensure_reader
 from ops.settings import Settings
+from ops.signals import sigterm_as_interrupt
 from ops.stackfile import STACK_FILE, Process, StackFile, load_stack_file
 from ops.state import (
     ProcessRecord,
@@ -109,7 +110,7 @@ def up(
     """Bring the stack in line with its declaration: print the plan, then carry it out, the API's
     steps in a branch beside the database's (`ops.api_branch`)."""
     stack = stack or declared_stack(settings)
-    with session(settings, "up", emit, hooks) as run:
+    with sigterm_as_interrupt(), session(settings, "up", emit, hooks) as run:
         backend, why = select_backend(settings, run.state, emit)
         emit(f"backend: {backend.name} ({why})")
         run.plan = _plan(run, stack, backend)

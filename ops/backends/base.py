@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ops.secrets import redact as mask_dsn_text
+from ops.secrets import MASK
 from ops.state import DbRecord
 
 
@@ -25,27 +25,27 @@ class Endpoint:
     params: Mapping[str, str] = field(default_factory=dict)
 
     def url(self) -> str:
-        """SQLAlchemy URL for the sync psycopg driver (contains the password), with every parameter."""
-        from sqlalchemy.engine import URL
+        """SQLAlchemy URL for the sync psycopg driver (contains the password), with every parameter.
 
-        return URL.create(
-            "postgresql+psycopg",
-            username=self.user,
-            password=self.password,
-            host=self.host,
-            port=self.port,
-            database=self.database,
-            query=dict(self.params),
-        ).render_as_string(hide_password=False)
+        Built with the standard library, in the form `sqlalchemy.engine.make_url` reads back (its
+        fields percent-encoded), so neither `up` nor the API's branch needs SQLAlchemy to make it:
+        two threads importing SQLAlchemy at once can meet its circular imports half-initialised.
+        """
+        from urllib.parse import quote
+
+        return self._render(quote(self.password, safe=""))
 
     def masked_url(self) -> str:
-        """The URL to show: the password as ***, every parameter (built here: no SQLAlchemy needed)."""
+        """The URL to show: the password as ***, every parameter."""
+        return self._render(MASK)
+
+    def _render(self, secret: str) -> str:
         from urllib.parse import quote, urlencode
 
         host = f"[{self.host}]" if ":" in self.host else self.host
         query = f"?{urlencode(sorted(self.params.items()))}" if self.params else ""
-        user, database = quote(self.user, safe=""), quote(self.database)
-        return mask_dsn_text(f"postgresql+psycopg://{user}:***@{host}:{self.port}/{database}{query}")
+        user, database = quote(self.user, safe=""), quote(self.database, safe="")
+        return f"postgresql+psycopg://{user}:{secret}@{host}:{self.port}/{database}{query}"
 
     def connect_kwargs(self, timeout: int = 2) -> dict[str, Any]:
         """Keyword arguments for psycopg.connect: every parameter, and the harness's bound on waiting."""

@@ -62,7 +62,8 @@ def test_uvicorn_failing_to_import_while_migrations_run_ends_both_branches(proje
     assert read_state(project)["api"]["pid"] is None
 
 
-def test_ctrl_c_while_both_branches_run(project):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_while_both_branches_run(project, sig):
     slow_migration(project, 5)
     running = spawn(project, "up")
     wait_for(
@@ -71,11 +72,12 @@ def test_ctrl_c_while_both_branches_run(project):
     )
     time.sleep(0.5)  # inside the migration, uvicorn importing or waiting beside it
     interrupted_at = time.monotonic()
-    running.signal_group(signal.SIGINT)
+    running.signal_group(sig)
     code = running.wait(timeout=60)
-    report("SIGINT during a migration with the API started", time.monotonic() - interrupted_at, exit=code)
+    noticed = time.monotonic() - interrupted_at
+    report(f"{sig.name} during a migration with the API started", noticed, exit=code)
 
-    assert code in (130, -signal.SIGINT), running.stderr
+    assert code in (130, -sig), running.stderr
     assert running.stderr.strip().splitlines()[-1] == "interrupted"
     assert uvicorn_pids(project) == [], "the API's branch left uvicorn running"
     state = read_state(project)
