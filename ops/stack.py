@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from ops.api_branch import ApiBranch
 from ops.backends import DatabaseBackend, Endpoint, select_backend
 from ops.dbcheck import first_line, schema_revision, wait_ready
 from ops.errors import DatabaseError
-from ops.plan import KEEP, STOP, Action, Plan, api_fingerprint, describe, make_plan
+from ops.plan import APPLY, KEEP, STOP, Action, Plan, api_fingerprint, describe, make_plan
 from ops.report import hooks_for
 from ops.roles import ensure_reader
 from ops.settings import Settings
@@ -310,10 +312,22 @@ def _sweep(run: Session, component: str, swept: list[str]) -> None:
         swept.append(line)
 
 
+def _preload_migrations(run: Session) -> threading.Thread | None:
+    """When the plan applies migrations, import Alembic (and SQLAlchemy) in the background while the
+    database starts; this thread is the only one importing them until the migrate step joins it."""
+    planned = [a for a in (run.plan.actions if run.plan else ()) if a.verb == APPLY]
+    if not planned or "ops.migrate" in sys.modules:
+        return None
+    preload = threading.Thread(target=importlib.import_module, args=("ops.migrate",), daemon=True)
+    preload.start()
+    return preload
+
+
 def _db_steps(
     run: Session, backend: DatabaseBackend, why: str, swept: list[str], branch: ApiBranch
 ) -> Endpoint:
     settings, ledger = run.settings, run.ledger
+    preload = _preload_migrations(run)
     with ledger.step("db") as step:
         if backend.owns_server and not backend.is_running():
             _sweep(run, "db", swept)
@@ -331,6 +345,8 @@ def _db_steps(
             endpoint, run.policy(settings.db_ready_timeout), backend.assert_alive
         )
     branch.check()
+    if preload is not None:
+        preload.join()  # before anything else may import SQLAlchemy (migrate, seed)
     with ledger.step("migrate") as step:
         head = schema_head.head(settings.project_dir, run.state)
         if schema_revision(endpoint, timeout=2) == head:  # no Alembic needed to see that
