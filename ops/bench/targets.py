@@ -81,8 +81,9 @@ _CLOSE = {
     "what a bare script skips; fold it into one connection or into initdb's bootstrap",
     "schema": "migrations run in-process; the gap is Alembic's import and connection, not SQL",
     "api": "the reader role's grants and the health wait; poll /health sooner",
-    "start-up": "the interpreter, invoke and the imports before the first step (ops.stack pulls in "
-    "SQLAlchemy, Alembic and psycopg eagerly): import them when a step needs them",
+    "start-up": "the interpreter, invoke and the imports before the first step (pydantic for the "
+    "settings, state and stack file; psycopg; psutil): keep them off the path of a step that does not "
+    "need them",
 }
 
 
