@@ -48,7 +48,6 @@ class ApiBranch:
         self._fingerprint, self._sweep, self._now = fingerprint, sweep, now
         self.url = api.recorded_url(run.settings, run.state)
         self.started: int | None = None  # a pid this branch started
-        self.starts_api = False
         self._owner: Endpoint | None = None
         self._address = threading.Event()
         self._db_done = threading.Event()
@@ -148,7 +147,6 @@ class ApiBranch:
         self._sweep()
         port = api.choose_port(settings, run.state.api.port)
         self.url = settings.api_url_on(port)
-        self.starts_api = True
         self.started = pid = api.start(settings, self.api_endpoint(self._owner).url(), port)
         run.state.api = ProcessRecord(
             pid=pid,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from ops import api
 from ops.backends.base import DatabaseBackend, Endpoint
@@ -157,7 +156,3 @@ def _process_action(name: str, settings: Settings, stack: StackFile, state: Stac
 
 def describe(plan: Plan) -> list[str]:
     return [f"plan: {line}" for line in plan.lines()]
-
-
-def as_dict(plan: Plan) -> list[dict[str, Any]]:
-    return [{"component": a.component, "action": a.verb, "reason": a.reason} for a in plan.actions]

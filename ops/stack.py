@@ -63,7 +63,7 @@ class Session:
     def save(self, steps: list[dict[str, Any]] | None = None) -> None:
         self.state.stack = self.settings.stack
         self.state.last_command = self.command
-        self.state.updated_at = datetime.now(UTC).isoformat(timespec="seconds")
+        self.state.updated_at = _now()
         self.state.steps = [StepRecord(**step) for step in (steps or self.ledger.as_dicts())]
         save_state(self.settings.state_file, self.state)
 
