@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from psycopg import sql
 
+from ops.backends.embedded import INITDB_ARGS
 from ops.platform import allow_traverse, give_to, run_as, service_account
 from ops.procs import free_port, pid_alive
 
@@ -393,14 +394,7 @@ class DebianPostgres:
                 str(self.bin_dir / "initdb"),
                 "-D",
                 str(self.data_dir),
-                "-U",
-                "postgres",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "--encoding=UTF8",
-                "--locale=C.UTF-8",
-                "--no-sync",
-                "--no-instructions",
+                *INITDB_ARGS,  # the embedded backend's own options
             ],
             timeout=120,
         )

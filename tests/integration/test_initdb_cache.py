@@ -23,21 +23,11 @@ import psycopg
 import pytest
 
 from ops import initdb_cache
-from ops.backends.embedded import EmbeddedBackend, pg_bin_dir
+from ops.backends.embedded import INITDB_ARGS, EmbeddedBackend, pg_bin_dir
 from ops.platform import Account, allow_traverse, give_to, run_as, service_account
 from tests.helpers import PROJECT_DIR, stack_settings
 
-# What EmbeddedBackend._initdb passes after `-D <data dir>`.
-ARGS = [
-    "-U",
-    "postgres",
-    "--auth-local=trust",
-    "--auth-host=scram-sha-256",
-    "--encoding=UTF8",
-    "--locale=C.UTF-8",
-    "--no-sync",
-    "--no-instructions",
-]
+ARGS = INITDB_ARGS  # what EmbeddedBackend._initdb passes after `-D <data dir>`
 
 # One initialise call in a process of its own: prints "ready", waits for a line on stdin, then
 # prints the detail. Started twice at once for the race, or killed midway for the half-built case.
