@@ -52,6 +52,7 @@ class ApiBranch:
         self._address = threading.Event()
         self._db_done = threading.Event()
         self._aborted = threading.Event()
+        self.spawned = threading.Event()  # api-start is over: the CPU-heavy work may begin
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._main, name="api-branch", daemon=True)
 
@@ -103,6 +104,7 @@ class ApiBranch:
         except BaseException as exc:  # handed to the database branch by check() and join()
             self._error = exc
         finally:
+            self.spawned.set()
             if (self._error is not None or self._aborted.is_set()) and self.started:
                 api.stop(self.started)
                 self.run.state.api.pid = None
@@ -119,6 +121,7 @@ class ApiBranch:
                 step.skip(f"kept, pid {pid}")
             else:
                 step.detail = self._start()
+        self.spawned.set()
         try:
             self._wait_for_database()  # outside the step: its start marks the database branch's end
         except ApiError as died:

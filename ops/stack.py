@@ -39,6 +39,7 @@ from ops.waiting import WaitPolicy
 
 Emit = Callable[[str], None]
 CHECKS = frozenset({"db-ready", "api-health"})  # steps that only look, always run
+PRELOAD_DELAY_MAX_S = 1.0
 
 
 def _now() -> str:
@@ -312,13 +313,19 @@ def _sweep(run: Session, component: str, swept: list[str]) -> None:
         swept.append(line)
 
 
-def _preload_migrations(run: Session) -> threading.Thread | None:
+def _preload_migrations(run: Session, after: threading.Event) -> threading.Thread | None:
     """When the plan applies migrations, import Alembic (and SQLAlchemy) in the background while the
-    database starts; this thread is the only one importing them until the migrate step joins it."""
+    database starts, once `after` is set (uvicorn spawned: the import would hold the GIL the API
+    branch needs); this thread is the only one importing them until the migrate step joins it."""
     planned = [a for a in (run.plan.actions if run.plan else ()) if a.verb == APPLY]
     if not planned or "ops.migrate" in sys.modules:
         return None
-    preload = threading.Thread(target=importlib.import_module, args=("ops.migrate",), daemon=True)
+
+    def preload_after() -> None:
+        after.wait(PRELOAD_DELAY_MAX_S)
+        importlib.import_module("ops.migrate")
+
+    preload = threading.Thread(target=preload_after, daemon=True)
     preload.start()
     return preload
 
@@ -327,11 +334,11 @@ def _db_steps(
     run: Session, backend: DatabaseBackend, why: str, swept: list[str], branch: ApiBranch
 ) -> Endpoint:
     settings, ledger = run.settings, run.ledger
-    preload = _preload_migrations(run)
     with ledger.step("db") as step:
+        branch.launch(backend.planned_endpoint())  # uvicorn first: its import is the longest wait
+        preload = _preload_migrations(run, branch.spawned)
         if backend.owns_server and not backend.is_running():
             _sweep(run, "db", swept)
-        branch.launch(backend.planned_endpoint())  # the API can start and import meanwhile
         started = backend.start()
         run.state.db = started.record
         branch.address_known(started.endpoint)

