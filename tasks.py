@@ -82,6 +82,42 @@ def up(c, backend=None, api_port=None, db_port=None, plan=False, stack=None, sta
         print(f"DSN       {result.endpoint.masked_url()}")
 
 
+@task(
+    help={
+        "component": "show only this component's logs (repeatable); the table shows all",
+        "down": "stop the stack when dev ends (default: leave it running, as `up` does)",
+        "backend": "where PostgreSQL comes from: auto (default), embedded, docker or external",
+        "api_port": "port for the API on 127.0.0.1 (default 8000)",
+        **STACK_FLAGS,
+    },
+    iterable=["component"],
+)
+def dev(c, component=None, down=False, backend=None, api_port=None, stack=None, state_dir=None):
+    """Bring the stack up, then watch: edits are served at once, crashes restarted; Ctrl-C leaves."""
+    from ops.dev_view import make_view
+    from ops.devloop import run_dev
+
+    with _errors():
+        settings = _settings(c, backend=backend, api_port=api_port, stack=stack, state_dir=state_dir)
+        with make_view(sys.stdout, set(component) if component else None) as view:
+            run_dev(settings, view, stop_on_exit=down, seed=_seeder(settings))
+
+
+@task(
+    help={"component": "the component to restart (default: all of them)", **STACK_FLAGS},
+    positional=["component"],
+    optional=["component"],
+)
+def restart(c, component=None, stack=None, state_dir=None):
+    """Restart one component, or all: stop it, then converge as `up` does."""
+    from ops.restart import restart as restart_stack
+
+    with _errors():
+        settings = _settings(c, stack=stack, state_dir=state_dir)
+        result = restart_stack(settings, component, seed=_seeder(settings))
+        print(f"API       {result.api_url}")
+
+
 def _seeder(settings: Settings) -> Any:
     from ops.ingest import seed_iliad_book_one
 
@@ -174,6 +210,8 @@ def logs(c, component=None, n=None, follow=False, stack=None, state_dir=None):
     """Show the stack's logs (redacted)."""
     from ops import logs as ops_logs
     from ops.errors import UsageError
+    from ops.logmux import LogFollower, prefix, prefix_width
+    from ops.logmux import follow as follow_lines
     from ops.state import load_state_or_fresh
 
     with _errors():
@@ -187,14 +225,17 @@ def logs(c, component=None, n=None, follow=False, stack=None, state_dir=None):
         count = int(n or 50)
         secrets = state.secrets
         shown = [component] if component else ["db", "api", *state.processes]
-        paths = [ops_logs.log_file(settings, name) for name in shown]
-        for path in paths:
+        paths = {name: ops_logs.log_file(settings, name) for name in shown}
+        follower = LogFollower(paths, secrets) if follow else None  # before the tails: no line lost
+        for path in paths.values():
             if len(paths) > 1:
                 print(f"==> {path} <==")
             print(ops_logs.last_lines(path, count, secrets).rstrip() or "(empty)")
-        if follow:
-            for line in ops_logs.follow(paths, secrets):
-                print(line, flush=True)
+    if follower is not None:  # one log bare, several after a `name | ` column, coloured on a terminal
+        width, colour = prefix_width(paths), sys.stdout.isatty()
+        for line in follow_lines(follower, stop=lambda: False):
+            head = prefix(line.component, width, colour) if len(paths) > 1 else ""
+            print(head + line.text, flush=True)
 
 
 @task(help={"revision": "target revision: head (default), base, an id, +1 or -1", **STACK_FLAGS})
@@ -312,5 +353,7 @@ def schema(c):
     print(f"written: {SCHEMA_FILE}")
 
 
-ns = Collection(up, down, status, diagnose, logs, migrate, ingest, ci, image, test, bench, schema)
+ns = Collection(
+    up, dev, restart, down, status, diagnose, logs, migrate, ingest, ci, image, test, bench, schema
+)
 ns.configure({"ops": {}})  # defaults live in ops.settings.DEFAULTS, below stack.toml and invoke.yaml

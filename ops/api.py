@@ -89,17 +89,39 @@ def holder_of(port: int) -> str:
     return f"pid {holder.pid} ({holder.command[:80] or 'command unknown'}), {whose}"
 
 
-def start(settings: Settings, database_url: str, port: int) -> int:
-    """Spawn uvicorn on `port` in its own session, marked as this stack's API; return its pid."""
+def events_path(settings: Settings) -> Path:
+    """Where the warm server (`ops.warm_server`) reports ready, reloaded, reload_failed, ..."""
+    return settings.logs_dir / "api.events.jsonl"
+
+
+def serves_warm(warm: bool) -> bool:
+    """Whether a `warm` request can be met: the warm server forks, so not where fork does not exist."""
+    from ops import warm_server
+
+    return warm and warm_server.available()
+
+
+def start(settings: Settings, database_url: str, port: int, warm: bool = False) -> int:
+    """Spawn the API on `port` in its own session, marked as this stack's API; return its pid.
+
+    Plain uvicorn, or with `warm` (invoke dev) the warm server, which keeps the libraries imported
+    and forks a fresh child per reload (falls back to uvicorn where fork does not exist)."""
     if not port_free(settings.api_host, port):
         raise PortInUse(
             f"port {settings.api_host}:{port} for the API is in use by {holder_of(port)}",
             "stop it, or choose another port with --api-port / OPS_API_PORT",
         )
-    argv = [
-        sys.executable, "-m", "uvicorn", settings.app,
-        "--host", settings.api_host, "--port", str(port),
-    ]  # fmt: skip
+    if serves_warm(warm):
+        from ops import warm_server
+
+        events = events_path(settings)
+        events.unlink(missing_ok=True)
+        argv = warm_server.argv(settings.app, settings.api_host, port, events)
+    else:
+        argv = [
+            sys.executable, "-m", "uvicorn", settings.app,
+            "--host", settings.api_host, "--port", str(port),
+        ]  # fmt: skip
     return children.spawn(settings, "api", argv, {"DATABASE_URL": database_url}, log_path(settings))
 
 

@@ -150,8 +150,10 @@ class ApiBranch:
         self._sweep()
         port = api.choose_port(settings, run.state.api.port)
         self.url = settings.api_url_on(port)
-        self.started = pid = api.start(settings, self.api_endpoint(self._owner).url(), port)
+        warm = api.serves_warm(run.warm_api)
+        self.started = pid = api.start(settings, self.api_endpoint(self._owner).url(), port, warm)
         run.state.api = ProcessRecord(
+            server="warm" if warm else None,
             pid=pid,
             port=port,
             url=self.url,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ops.logmux import LogFollower, prefix, prefix_width
+from ops.logmux import follow as follow_lines
 from ops.procs import tail
 from ops.secrets import redact
 from ops.settings import Settings
@@ -27,24 +28,9 @@ def follow(
     stop: Callable[[], bool] = lambda: False,
     poll: float = 0.2,
 ) -> Iterator[str]:
-    """Yield new lines appended to `paths` (from their current end) until `stop()`."""
-    offsets = {path: path.stat().st_size if path.exists() else 0 for path in paths}
-    while not stop():
-        quiet = True
-        for path in paths:
-            if not path.exists():
-                continue
-            size = path.stat().st_size
-            if size < offsets[path]:  # rotated or truncated
-                offsets[path] = 0
-            if size > offsets[path]:
-                with open(path, encoding="utf-8", errors="replace") as handle:
-                    handle.seek(offsets[path])
-                    chunk = handle.read()
-                    offsets[path] = handle.tell()
-                prefix = f"{path.stem}| " if len(paths) > 1 else ""
-                for line in chunk.splitlines():
-                    yield prefix + redact(line, secrets)
-                quiet = False
-        if quiet:
-            time.sleep(poll)
+    """Yield new lines appended to `paths` (from their current end) until `stop()`: bare for one
+    path, after a `name | ` column for several (`ops.logmux` does the following)."""
+    follower = LogFollower({path.stem: path for path in paths}, secrets)
+    width = prefix_width(follower.components)
+    for line in follow_lines(follower, stop, poll_s=poll):
+        yield line.text if len(paths) == 1 else prefix(line.component, width, colour=False) + line.text

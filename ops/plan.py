@@ -65,9 +65,11 @@ def make_plan(
     backend: DatabaseBackend | None,
     schema: Callable[[Endpoint], tuple[str | None, str | None]],
     endpoint: Endpoint | None,
+    warm_api: bool = False,
 ) -> Plan:
     """One action per declared component. `backend` is None when `up` has yet to choose one;
-    `schema(endpoint)` gives (current revision, head) of a running database."""
+    `schema(endpoint)` gives (current revision, head) of a running database; `warm_api`: the API
+    is wanted under the warm server (invoke dev)."""
     running = backend is not None and (not backend.owns_server or backend.is_running())
     actions = []
     for name in stack.order:
@@ -79,7 +81,7 @@ def make_plan(
         elif kind == "seed":
             actions.append(_seed_action(name, settings, stack, running))
         elif kind == "asgi":
-            actions.append(_api_action(name, settings, stack, state, running))
+            actions.append(_api_action(name, settings, stack, state, running, warm_api))
         elif kind == "process":
             actions.append(_process_action(name, settings, stack, state))
     for name in state.processes:
@@ -122,7 +124,7 @@ def _seed_action(name: str, settings: Settings, stack: StackFile, running: bool)
 
 
 def _api_action(
-    name: str, settings: Settings, stack: StackFile, state: StackState, db_running: bool
+    name: str, settings: Settings, stack: StackFile, state: StackState, db_running: bool, warm: bool
 ) -> Action:
     pid = state.api.pid
     if not api.is_ours(pid, settings):
@@ -131,6 +133,8 @@ def _api_action(
     changed = what_changed(recorded, api_fingerprint(settings, stack, state))
     if changed:
         return Action(name, RESTART, f"{changed} since pid {pid} started")
+    if api.serves_warm(warm) and state.api.server != "warm":
+        return Action(name, RESTART, f"pid {pid} is plain uvicorn; dev serves the API warm, to reload fast")
     health = api.probe(api.recorded_url(settings, state))
     if health.status == 200:
         return Action(name, KEEP, f"pid {pid} healthy on {state.api.url}")

@@ -49,11 +49,16 @@ def fingerprint(
     settings: Settings, name: str, declared: Process, previous: ProcessRecord | None
 ) -> Fingerprint:
     """The process's declaration and the content of its sources (its command's files, or `sources`)."""
-    sources = declared.sources or tuple(
-        arg for arg in declared.command if (settings.project_dir / arg).is_file()
-    )
+    sources = sources_of(settings, declared)
     before = Fingerprint.from_record(previous.fingerprint) if previous else None
     return take(settings.project_dir, {"component": declared.model_dump(mode="json")}, sources, before)
+
+
+def sources_of(settings: Settings, declared: Process) -> tuple[str, ...]:
+    """What a process depends on: its `sources`, else the files its command names."""
+    return declared.sources or tuple(
+        arg for arg in declared.command if (settings.project_dir / arg).is_file()
+    )
 
 
 def is_ours(settings: Settings, name: str, pid: int | None) -> bool:

@@ -42,6 +42,17 @@ def pid_alive(pid: int | None) -> bool:
     return process(pid) is not None
 
 
+def started_at(pid: int | None) -> float | None:
+    """When the process started (unix seconds), or None if it does not run."""
+    proc = process(pid)
+    if proc is None:
+        return None
+    try:
+        return proc.create_time()
+    except (psutil.Error, OSError):
+        return None
+
+
 def cmdline(pid: int) -> str:
     """The process's command line as one string ('' if unknown)."""
     proc = process(pid)

@@ -60,6 +60,7 @@ class Session:
     command: str
     emit: Emit = print
     plan: Plan | None = None
+    warm_api: bool = False  # start the API under the warm server (invoke dev)
 
     def save(self, steps: list[dict[str, Any]] | None = None) -> None:
         self.state.stack = self.settings.stack
@@ -109,11 +110,14 @@ def up(
     seed: Callable[[Endpoint], str] | None = None,
     hooks: StepHooks | None = None,
     stack: StackFile | None = None,
+    warm_api: bool = False,
 ) -> UpResult:
     """Bring the stack in line with its declaration: print the plan, then carry it out, the API's
-    steps in a branch beside the database's (`ops.api_branch`)."""
+    steps in a branch beside the database's (`ops.api_branch`). `warm_api`: the API runs under the
+    warm server (`invoke dev`), and a plain uvicorn found running is restarted under it."""
     stack = stack or declared_stack(settings)
     with sigterm_as_interrupt(), session(settings, "up", emit, hooks) as run:
+        run.warm_api = warm_api
         backend, why = select_backend(settings, run.state, emit)
         emit(f"backend: {backend.name} ({why})")
         run.plan = _plan(run, stack, backend)
@@ -292,7 +296,8 @@ def load_state_or_fresh_readonly(settings: Settings) -> StackState:
 
 def _plan(run: Session, stack: StackFile, backend: DatabaseBackend) -> Plan:
     endpoint = recorded_endpoint(run.settings, run.state)
-    return make_plan(run.settings, stack, run.state, backend, _schema_of(run.settings, run.state), endpoint)
+    schema = _schema_of(run.settings, run.state)
+    return make_plan(run.settings, stack, run.state, backend, schema, endpoint, warm_api=run.warm_api)
 
 
 def _schema_of(settings: Settings, state: StackState) -> Callable[[Endpoint], tuple[str | None, str | None]]:
@@ -388,7 +393,7 @@ def down(
     with session(settings, "down", emit, hooks) as run:
         for name, record in list(run.state.processes.items()):
             with run.ledger.step(f"{name}-stop") as step:
-                if _stop_declared(settings, name, record):
+                if stop_declared(settings, name, record):
                     step.detail = f"stopped pid {record.pid}"
                     done.append(f"{name}: {step.detail}")
                 else:
@@ -396,7 +401,7 @@ def down(
                 record.pid = None
         with run.ledger.step("api-stop") as step:
             recorded = run.state.api.pid
-            stopped = [f"stopped pid {recorded}"] if _stop_recorded_api(settings, run.state.api) else []
+            stopped = [f"stopped pid {recorded}"] if stop_recorded_api(settings, run.state.api) else []
             stopped += orphans.sweep(settings, run.state, ["api", *run.state.processes])
             if stopped:
                 step.detail = "; ".join(stopped)
@@ -427,13 +432,13 @@ def down(
     return done
 
 
-def _stop_declared(settings: Settings, name: str, record: ProcessRecord) -> bool:
+def stop_declared(settings: Settings, name: str, record: ProcessRecord) -> bool:
     from ops import processes
 
     return processes.is_ours(settings, name, record.pid) and children.stop(record.pid)
 
 
-def _stop_recorded_api(settings: Settings, record: ProcessRecord) -> bool:
+def stop_recorded_api(settings: Settings, record: ProcessRecord) -> bool:
     pid, record.pid = record.pid, None
     return api.is_ours(pid, settings) and api.stop(pid)
 

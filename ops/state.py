@@ -61,6 +61,7 @@ class ProcessRecord(Record):
     log: str | None = None
     fingerprint: dict[str, Any] | None = None  # of its inputs when it started (ops.fingerprint)
     started_at: str | None = None
+    server: str | None = None  # the API's: "warm" under ops.warm_server (invoke dev), else uvicorn
 
 
 class StepRecord(Record):

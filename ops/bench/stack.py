@@ -172,7 +172,7 @@ def bare_steps(project: Path, backend: str, client: Any = None, image: str | Non
             raise MigrationError("bare `alembic upgrade head` failed", evidence=migrate.stderr[-3000:])
         figures["alembic_upgrade_s"] = time.perf_counter() - began
         began = time.perf_counter()
-        cleanup.enter_context(_bare_uvicorn(project, env))
+        cleanup.enter_context(bare_uvicorn(project, env))
         figures["uvicorn_first_200_s"] = time.perf_counter() - began
     finally:
         with sigint_held():
@@ -277,7 +277,7 @@ def _select_one(port: int, password: str) -> bool:
 
 
 @contextmanager
-def _bare_uvicorn(project: Path, env: dict[str, str]) -> Iterator[None]:
+def bare_uvicorn(project: Path, env: dict[str, str]) -> Iterator[None]:
     """uvicorn on a free loopback port until GET /health is 200; stopped on exit."""
     port = free_port()
     api = subprocess.Popen(

@@ -1,0 +1,356 @@
+"""`invoke dev`: bring the stack up as `up` does, then keep it in line with the code while a
+developer works, until Ctrl-C.
+
+Each tick the loop takes the watcher's debounced changes, the warm API's events, the crashes it
+sees, and the components' new log lines, and hands them to the view. An edit under the API's
+sources is a reload of the warm server (the old code serves until the new answers); anything
+else that changed (the stack file, a migration, a process's files) re-plans and converges with
+the same code as `up`. A crashed component is brought back with backoff, as often as its
+restart policy allows.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from ops import api, children, processes
+from ops.backends import Endpoint
+from ops.backoff import Backoff
+from ops.dev_view import ComponentRow, View
+from ops.errors import OpsError
+from ops.logmux import LogFollower
+from ops.plan import api_fingerprint
+from ops.procs import pid_alive, started_at, tail
+from ops.secrets import redact
+from ops.settings import Settings
+from ops.stack import declared_stack, down, up
+from ops.stackfile import StackFile
+from ops.state import StackState, load_state_or_fresh, save_state, stack_lock
+from ops.watch import STACK, Debouncer, Watcher, affected, targets
+
+TICK_S = 0.1
+CHECK_EVERY_S = 1.0  # crash checks (is the process there?)
+PROBE_EVERY_S = 10.0  # the API's /health (each probe is a line in its log); also after each change
+TAIL_LINES = 12
+RESTARTING = "restarting"
+
+
+@dataclass
+class Live:
+    """What the loop knows of one component beyond the state file."""
+
+    status: str = "starting"
+    health: str = ""
+    note: str = ""
+    backoff: Backoff = field(default_factory=Backoff)
+    down_since: float | None = None  # seen down, waiting for its restart
+
+
+class DevLoop:
+    def __init__(
+        self,
+        settings: Settings,
+        view: View,
+        seed: Callable[[Endpoint], str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings, self.view, self.seed, self._clock = settings, view, seed, clock
+        self.stack: StackFile = declared_stack(settings)
+        self.live: dict[str, Live] = {}
+        self.state = StackState()
+        self.follower = LogFollower({}, [])
+        self._events_offset = 0
+        self._reloading: list[str] | None = None  # the files a pending reload is for
+        self._next_check = self._next_probe = 0.0
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.converge("start")
+        watcher = Watcher(self.settings.project_dir, targets(self.settings, self.stack)).start()
+        debouncer = Debouncer()
+        try:
+            while True:
+                debouncer.add(watcher.wait(debouncer.quiet_s if debouncer.pending else TICK_S))
+                batch = debouncer.batch()
+                if batch and self.on_changes(batch):
+                    watcher.stop()  # the stack file changed: watch what it now declares
+                    watcher = Watcher(self.settings.project_dir, targets(self.settings, self.stack)).start()
+                self.read_api_events()
+                if self._clock() >= self._next_check:
+                    self._next_check = self._clock() + CHECK_EVERY_S
+                    self.check_components()
+                self.view.log(self.follower.poll())
+                self.view.update(self.rows())
+        finally:
+            watcher.stop()
+
+    def converge(self, why: str) -> bool:
+        """`up` with the warm API; a failure is shown, and the loop goes on watching."""
+        for name in self._names():
+            self._live(name).status = "starting"
+        self.view.update(self.rows())
+        try:
+            up(self.settings, emit=self.view.say, seed=self.seed, stack=self.stack, warm_api=True)
+        except OpsError as failed:
+            self.view.alert(f"{why}: {redact(failed.one_line())}", _tail(redact(failed.evidence)))
+            self._reload_state()
+            return False
+        self.view.alert("", None)
+        self._reload_state()
+        self._next_probe = 0.0
+        for name in self._names():
+            live = self._live(name)
+            if live.status == "starting" and f"; {RESTARTING} in" in live.note:
+                live.note = f"restarted after a crash ({live.backoff.restarts} so far)"
+            live.status, live.down_since = "healthy", None
+        return True
+
+    def on_changes(self, paths: list[str]) -> bool:
+        """React to one debounced batch; True when the stack file changed (re-read and re-watched)."""
+        records = [self.state.api, *self.state.processes.values()]
+        known = {name for record in records for name in (record.fingerprint or {}).get("files", {})}
+        paths = [
+            p for p in paths if (self.settings.project_dir / p).exists() or p in known
+        ]  # not editors' temp files
+        hits = affected(targets(self.settings, self.stack), paths)
+        if not hits:
+            return False
+        api_name = self._api_name()
+        files = ", ".join(sorted({p for ps in hits.values() for p in ps})[:3])
+        if set(hits) == {api_name} and self._reload_api(hits[api_name]):
+            return False
+        if STACK in hits:
+            try:
+                self.stack = declared_stack(self.settings)
+            except OpsError as bad:
+                self.view.alert(
+                    f"{STACK}: {bad.one_line()}",
+                    "fix it and save: the stack keeps running as declared before",
+                )
+                return False
+        self.view.say(f"{', '.join(sorted(hits))} changed ({files}): converging")
+        self.converge("after " + files)
+        return STACK in hits
+
+    # --- the API's warm reloads ----------------------------------------------------------------
+
+    def _reload_api(self, paths: list[str]) -> bool:
+        """SIGHUP to the warm server; False when there is none to reload (then converge)."""
+        pid = self.state.api.pid
+        if self.state.api.server != "warm" or not api.is_ours(pid, self.settings):
+            return False
+        assert pid is not None
+        self._reloading = paths
+        self._live(self._api_name()).status = "reloading"
+        os.kill(pid, signal.SIGHUP)
+        return True
+
+    def read_api_events(self) -> None:
+        from ops.warm_server import read_events
+
+        events, self._events_offset = read_events(api.events_path(self.settings), self._events_offset)
+        name = self._api_name()
+        live = self._live(name)
+        for event in events:
+            kind = event.get("event")
+            if kind == "reloaded":
+                why = ", ".join(self._reloading or []) or "reload"
+                live.status, live.note = "healthy", f"restarted in {event.get('seconds', 0):.2f} s ({why})"
+                self.view.say(f"{name} {live.note}")
+                self.view.alert("", None)
+                self._reloading = None
+                self._next_probe = 0.0
+                self._record_api_fingerprint()
+            elif kind == "reload_failed":
+                live.status, live.note = "broken", "the previous code still serves"
+                self.view.alert(
+                    f"{name}: the new code does not load — {event.get('error', 'failed')}",
+                    str(event.get("traceback", "")),
+                )
+                self._reloading = None
+            elif kind == "child_exited":
+                live.backoff.restarts += 1
+                live.note = f"worker pid {event.get('pid')} exited ({event.get('code')}); restarting"
+                self.view.say(f"{name}: {live.note}")
+            elif kind == "gave_up":
+                live.status, live.note = "failed", "crashed too often; the warm server gave up"
+                self.view.alert(f"{name}: {live.note}", _tail(_log_tail(api.log_path(self.settings))))
+
+    def _record_api_fingerprint(self) -> None:
+        """The reloaded code is what runs now: a later `up` keeps it."""
+        with stack_lock(self.settings.state_dir, wait_seconds=5):
+            state = load_state_or_fresh(self.settings.state_file)
+            state.api.fingerprint = api_fingerprint(self.settings, self.stack, state).as_record()
+            save_state(self.settings.state_file, state)
+            self.state = state
+
+    # --- crashes -------------------------------------------------------------------------------
+
+    def check_components(self) -> None:
+        """Notice what died, show its log's tail, and converge again once its backoff is over."""
+        self._reload_state()
+        due = []
+        for name, alive, log, policy, code in self._liveness():
+            live = self._live(name)
+            if alive:
+                live.down_since = None
+                if live.status in ("crashed", "stopped", "starting"):
+                    live.status = "healthy"
+                if name == self._api_name() and self._reloading is None and self._clock() >= self._next_probe:
+                    self._next_probe = self._clock() + PROBE_EVERY_S
+                    health = api.probe(api.recorded_url(self.settings, self.state), timeout=0.5)
+                    live.health = f"/health {health.status or 'no answer'}"
+                    if live.status in ("healthy", "unhealthy"):
+                        live.status = "healthy" if health.status == 200 else "unhealthy"
+                continue
+            if live.status == "failed":
+                continue
+            if live.down_since is None:
+                live.down_since = self._clock()
+                wanted = policy == "always" or (policy == "on-failure" and code != 0)
+                delay = live.backoff.crashed() if wanted else None
+                exited = f"exited with code {code}" if code is not None else "is not running"
+                if not wanted:
+                    live.status, live.note = "stopped", f"{exited}; restart policy {policy}"
+                elif delay is None:
+                    live.status, live.note = "failed", f"{exited}; crashed too often, not restarted"
+                else:
+                    live.status, live.note = "crashed", f"{exited}; {RESTARTING} in {delay:.1f} s"
+                self.view.say(f"{name} {live.note}")
+                self.view.alert(f"{name} {exited}", _tail(_log_tail(log)))
+            if live.status == "crashed" and live.backoff.due():
+                live.backoff.restarting()
+                due.append(name)
+        if due:
+            self.view.say(f"restarting {', '.join(due)}")
+            self.converge("restart of " + ", ".join(due))
+
+    def _liveness(self) -> list[tuple[str, bool, Path, str, int | None]]:
+        """(name, alive, log, restart policy, exit code) of each running kind of component."""
+        found: list[tuple[str, bool, Path, str, int | None]] = []
+        db_pid = self.state.db.pid
+        if self.state.db.backend == "embedded" and db_pid:
+            found.append(
+                (self._db_name(), pid_alive(db_pid), self.settings.logs_dir / "db.log", "always", None)
+            )
+        api_pid = self.state.api.pid
+        if api_pid:
+            code = _code(api_pid)  # before any liveness check: that reaps a dead child, and its code
+            alive = api.is_ours(api_pid, self.settings)
+            found.append((self._api_name(), alive, api.log_path(self.settings), "always", code))
+        for name, record in self.state.processes.items():
+            part = self.stack.components.get(name)
+            if part is None or record.pid is None:
+                continue
+            code = _code(record.pid)
+            alive = processes.is_ours(self.settings, name, record.pid)
+            policy = getattr(part, "restart", "no")
+            found.append((name, alive, processes.log_path(self.settings, name), policy, code))
+        return found
+
+    # --- what the view shows -------------------------------------------------------------------
+
+    def rows(self) -> list[ComponentRow]:
+        rows = []
+        for name in self._names():
+            live = self._live(name)
+            kind = self.stack.components[name].kind
+            address, process, started = "", "", None
+            if kind == "postgres":
+                db = self.state.db
+                address = f"{db.host}:{db.port}" if db.port else ""
+                process = f"pid {db.pid}" if db.pid else (db.container_name or "")
+                started = started_at(db.pid)
+            elif kind == "asgi":
+                record = self.state.api
+                address, process, started = record.url or "", _pid(record.pid), _epoch(record.started_at)
+            elif name in self.state.processes:
+                record = self.state.processes[name]
+                process, started = _pid(record.pid), _epoch(record.started_at)
+            status = live.status if kind in ("postgres", "asgi", "process") else "done"
+            rows.append(
+                ComponentRow(
+                    name, status, address, process, started, live.backoff.restarts, live.health, live.note
+                )
+            )
+        return rows
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _reload_state(self) -> None:
+        self.state = load_state_or_fresh(self.settings.state_file)
+        self._follow_logs()
+
+    def _follow_logs(self) -> None:
+        self.follower.secrets = self.state.secrets
+        for name in self._names():
+            kind = self.stack.components[name].kind
+            log = {"postgres": "db", "asgi": "api", "alembic": "migrate"}.get(kind, name)
+            path = self.settings.logs_dir / f"{log}.log"
+            if kind in ("postgres", "asgi", "alembic", "process") and name not in self.follower.paths:
+                self.follower.add(name, path)
+
+    def _names(self) -> list[str]:
+        return list(self.stack.order)
+
+    def _live(self, name: str) -> Live:
+        return self.live.setdefault(name, Live())
+
+    def _api_name(self) -> str:
+        return self.stack.of_kind("asgi")[0][0]
+
+    def _db_name(self) -> str:
+        return self.stack.of_kind("postgres")[0][0]
+
+
+def run_dev(
+    settings: Settings,
+    view: View,
+    stop_on_exit: bool = False,
+    seed: Callable[[Endpoint], str] | None = None,
+) -> None:
+    """The loop until Ctrl-C or SIGTERM; the stack is left running unless `stop_on_exit`."""
+    from ops.signals import sigterm_as_interrupt
+
+    loop = DevLoop(settings, view, seed)
+    try:
+        with sigterm_as_interrupt():
+            loop.run()
+    except KeyboardInterrupt:
+        pass
+    if stop_on_exit:
+        view.say("stopping the stack (--down)")
+        down(settings, emit=view.say)
+    else:
+        view.say("the stack keeps running (`invoke down` stops it)")
+
+
+def _code(pid: int) -> int | None:
+    return children.exit_code(pid)
+
+
+def _pid(pid: int | None) -> str:
+    return f"pid {pid}" if pid else ""
+
+
+def _epoch(iso: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(iso).timestamp() if iso else None
+    except ValueError:
+        return None
+
+
+def _log_tail(path: Path) -> str:
+    return tail(path, TAIL_LINES)
+
+
+def _tail(text: str) -> str | None:
+    lines = text.strip().splitlines()[-TAIL_LINES:]
+    return "\n".join(lines) or None

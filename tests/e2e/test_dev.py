@@ -1,0 +1,175 @@
+"""`invoke dev` as a developer runs it: in a real terminal (tmux), and without one (a pipe)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Project
+from tests.faults.conftest import read_state
+
+pytestmark = pytest.mark.e2e
+
+DEADLINE_S = 60
+PROBE_ROUTE = """
+
+@app.get("/dev-probe", include_in_schema=False)
+def dev_probe() -> dict[str, str]:
+    return {"served": "edit %d"}
+"""
+
+
+def wait_for(what: str, check: Callable[[], object], timeout: float = DEADLINE_S) -> object:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def get(url: str) -> httpx.Response | None:
+    try:
+        return httpx.get(url, timeout=2, trust_env=False)
+    except httpx.HTTPError:
+        return None
+
+
+def served(project: Project, path: str) -> dict[str, object] | None:
+    try:
+        url = read_state(project)["api"]["url"]
+    except (OSError, ValueError, KeyError):
+        return None
+    response = get(f"{url}{path}")
+    return response.json() if response is not None and response.status_code == 200 else None
+
+
+class Tmux:
+    """One tmux session running a command in a real terminal, 160x50."""
+
+    def __init__(self, name: str, project: Project, command: str) -> None:
+        self.name = name
+        env = " ".join(
+            f"{key}={shlex.quote(value)}" for key, value in project.env.items() if key.startswith("OPS_")
+        )
+        python = shlex.quote(sys.executable)
+        shell = f"cd {shlex.quote(str(project.root))} && env {env} {python} -m invoke {command}"
+        # the shell stays after the command, so the terminal's state can be read once it has ended
+        shell += "; echo exited=$?; sleep 600"
+        self._tmux("new-session", "-d", "-s", name, "-x", "160", "-y", "50", shell)
+
+    def _tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", *args], capture_output=True, text=True, timeout=10, check=True).stdout
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", self.name)
+
+    def keys(self, *keys: str) -> None:
+        self._tmux("send-keys", "-t", self.name, *keys)
+
+    def field(self, name: str) -> str:
+        return self._tmux("display-message", "-p", "-t", self.name, f"#{{{name}}}").strip()
+
+    def close(self) -> None:
+        subprocess.run(
+            ["tmux", "kill-session", "-t", self.name], capture_output=True, timeout=10, check=False
+        )
+
+
+@pytest.fixture
+def tmux_dev(project: Project) -> Iterator[Tmux]:
+    session = Tmux(f"homer-dev-{os.getpid()}-{time.monotonic_ns()}", project, "dev")
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def test_dev_in_a_terminal_serves_edits_recovers_from_a_broken_one_and_restarts_a_crash(project, tmux_dev):
+    wait_for("the API to answer", lambda: served(project, "/health"))
+    screen = wait_for(
+        "the view to show a healthy api", lambda: "healthy" in tmux_dev.screen() and tmux_dev.screen()
+    )
+    for name in ("db", "migrate", "api"):
+        assert name in str(screen)
+
+    main = project.root / "app" / "main.py"
+    original = main.read_text()
+    main.write_text(original + PROBE_ROUTE % 1)
+    assert wait_for("the edit to be served", lambda: served(project, "/dev-probe")) == {"served": "edit 1"}
+    wait_for("the view to report the restart", lambda: "restarted in" in tmux_dev.screen())
+
+    main.write_text(original + PROBE_ROUTE % 1 + "\ndef broken(:\n")
+    wait_for("the syntax error in the view", lambda: "SyntaxError" in tmux_dev.screen())
+    assert served(project, "/dev-probe") == {"served": "edit 1"}  # the previous code still serves
+
+    main.write_text(original + PROBE_ROUTE % 2)
+    assert wait_for("the recovery", lambda: served(project, "/dev-probe") == {"served": "edit 2"})
+    wait_for("the alert to clear", lambda: "SyntaxError" not in tmux_dev.screen())
+
+    killed = read_state(project)["api"]["pid"]
+    os.kill(killed, signal.SIGKILL)
+    wait_for("a new API process", lambda: read_state(project)["api"]["pid"] not in (None, killed))
+    assert wait_for("the restarted API to serve", lambda: served(project, "/dev-probe")) == {
+        "served": "edit 2"
+    }
+
+    tests_file = project.root / "README.md"  # nothing depends on it: it is not even watched
+    pid = read_state(project)["api"]["pid"]
+    tests_file.write_text(tests_file.read_text() + "\nnoted\n")
+    time.sleep(1.0)
+    assert read_state(project)["api"]["pid"] == pid
+
+    tmux_dev.keys("C-c")
+    wait_for("dev to end", lambda: "exited=" in tmux_dev.screen())
+    assert "exited=0" in tmux_dev.screen()
+    assert tmux_dev.field("cursor_flag") == "1"  # the terminal is restored: the cursor shows again
+    assert "keeps running" in tmux_dev.screen()
+    status = project.invoke("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+
+
+def test_dev_without_a_terminal_prints_plain_prefixed_lines_and_sigterm_leaves_the_stack_up(project):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "dev"],
+        cwd=project.root,
+        env=project.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    project.background.append(process)
+    wait_for("the API to answer", lambda: served(project, "/health"))
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=DEADLINE_S)[0].decode()
+    assert process.returncode == 0, output
+    assert "\x1b" not in output  # no escape codes off a terminal
+    lines = output.splitlines()
+    assert any(line.startswith("dev") and "|" in line for line in lines), output
+    assert any(line.split("|")[0].strip() == "api" for line in lines if "|" in line), output
+    assert "keeps running" in output
+    status = project.invoke("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+
+
+def test_restart_of_the_api_gives_a_new_pid_through_the_same_code(project):
+    assert project.invoke("up").returncode == 0
+    before = read_state(project)["api"]["pid"]
+    result = project.invoke("restart", "api")
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = read_state(project)["api"]["pid"]
+    assert after != before and served(project, "/health")
+    assert "plan: api: start — not running" in result.stdout
+    unknown = project.invoke("restart", "nope")
+    assert unknown.returncode == 2 and "unknown component 'nope'" in unknown.stderr
