@@ -72,8 +72,8 @@ class DevLoop:
     # --- the loop ------------------------------------------------------------------------------
 
     def run(self) -> None:
-        self.converge("start")
         watcher = Watcher(self.settings.project_dir, targets(self.settings, self.stack)).start()
+        self.converge("start")  # an edit made meanwhile is in the watcher's queue
         debouncer = Debouncer()
         try:
             while True:
@@ -94,7 +94,8 @@ class DevLoop:
     def converge(self, why: str) -> bool:
         """`up` with the warm API; a failure is shown, and the loop goes on watching."""
         for name in self._names():
-            self._live(name).status = "starting"
+            if self._live(name).status not in ("healthy", "broken"):  # the plan says what changes
+                self._live(name).status = "starting"
         self.view.update(self.rows())
         try:
             up(self.settings, emit=self.view.say, seed=self.seed, stack=self.stack, warm_api=True)
@@ -289,13 +290,19 @@ class DevLoop:
         self._follow_logs()
 
     def _follow_logs(self) -> None:
+        """Follow each component's log: from its end at dev's start, from its start once dev has
+        started the component (its log is new then)."""
         self.follower.secrets = self.state.secrets
+        later = bool(self.follower.paths)
         for name in self._names():
             kind = self.stack.components[name].kind
             log = {"postgres": "db", "asgi": "api", "alembic": "migrate"}.get(kind, name)
             path = self.settings.logs_dir / f"{log}.log"
             if kind in ("postgres", "asgi", "alembic", "process") and name not in self.follower.paths:
-                self.follower.add(name, path)
+                self.follower.add(name, path, from_start=later)
+        for name in set(self.follower.components) - set(self._names()):
+            self.view.log(self.follower.poll())
+            self.follower.remove(name)
 
     def _names(self) -> list[str]:
         return list(self.stack.order)

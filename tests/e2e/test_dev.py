@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from ops.procs import pid_alive
 from tests.e2e.conftest import Project
 from tests.faults.conftest import read_state
 
@@ -173,3 +175,112 @@ def test_restart_of_the_api_gives_a_new_pid_through_the_same_code(project):
     assert "plan: api: start — not running" in result.stdout
     unknown = project.invoke("restart", "nope")
     assert unknown.returncode == 2 and "unknown component 'nope'" in unknown.stderr
+
+
+WORKER = """\
+import os, time
+import psycopg
+
+with psycopg.connect(os.environ["DATABASE_URL"], connect_timeout=5) as conn:
+    conn.execute("SELECT 1")
+print("worker VERSION ready", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+DECLARED_WORKER = """
+[worker]
+kind = "process"
+command = ["python", "worker.py"]
+env = { DATABASE_URL = "{db.url}" }
+ready = { log = "ready$", timeout = 20 }
+after = ["migrate"]
+restart = "on-failure"
+"""
+
+
+def start_dev(project: Project, *flags: str) -> tuple[subprocess.Popen[bytes], Path]:
+    output = project.root.parent / f"dev-{time.monotonic_ns()}.out"
+    with open(output, "wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "dev", *flags],
+            cwd=project.root,
+            env=project.env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    project.background.append(process)
+    return process, output
+
+
+def worker_pid(project: Project) -> int | None:
+    record = read_state(project).get("processes", {}).get("worker")
+    return record["pid"] if record and record.get("pid") and pid_alive(record["pid"]) else None
+
+
+def test_dev_follows_the_stack_file_a_process_a_migration_and_a_killed_postgres(project):
+    from tests.e2e.test_plan import NEW_REVISION
+
+    process, output = start_dev(project)
+    wait_for("the API to answer", lambda: served(project, "/health"))
+
+    (project.root / "worker.py").write_text(WORKER.replace("VERSION", "one"))
+    stack_file = project.root / "stack.toml"
+    original = stack_file.read_text()
+    stack_file.write_text(original + DECLARED_WORKER)
+    first = wait_for("the declared worker to start", lambda: worker_pid(project))
+    wait_for("its prefixed log line", lambda: "worker one ready" in output.read_text())
+
+    (project.root / "worker.py").write_text(WORKER.replace("VERSION", "two"))
+    second = wait_for(
+        "the worker to restart on its edit",
+        lambda: worker_pid(project) not in (None, first) and worker_pid(project),
+    )
+    wait_for("the new worker's line", lambda: "worker two ready" in output.read_text())
+
+    os.kill(int(str(second)), signal.SIGKILL)  # on-failure: killed is a failure
+    wait_for("the crashed worker to be restarted", lambda: worker_pid(project) not in (None, second))
+
+    head = read_state(project)["fingerprints"]["migrations"]["head"]
+    versions = project.root / "migrations" / "versions"
+    (versions / "ffff0000aaaa_plan_note.py").write_text(NEW_REVISION.format(head=head))
+    wait_for(
+        "the new migration to be applied",
+        lambda: (served(project, "/health") or {}).get("schema") == "ffff0000aaaa",
+    )
+
+    postmaster = read_state(project)["db"]["pid"]
+    os.kill(postmaster, signal.SIGKILL)
+    wait_for(
+        "PostgreSQL to be started again", lambda: read_state(project)["db"]["pid"] not in (None, postmaster)
+    )
+    wait_for("the API to be healthy again", lambda: served(project, "/health"))
+
+    last = worker_pid(project)
+    stack_file.write_text(original)
+    wait_for(
+        "the worker to stop once removed", lambda: "worker" not in read_state(project).get("processes", {})
+    )
+    assert last is None or not pid_alive(last)
+
+    os.killpg(process.pid, signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)  # a second Ctrl-C at once
+    process.wait(timeout=DEADLINE_S)
+    assert process.returncode in (0, 130), output.read_text()
+    read_state(project)  # still a whole JSON document
+    lines = output.read_text().splitlines()
+    assert not any("\x1b" in line for line in lines)
+    assert any(line.split("|")[0].strip() == "worker" and "ready" in line for line in lines)
+
+
+def test_dev_down_stops_the_stack_when_it_ends(project):
+    process, output = start_dev(project, "--down")
+    wait_for("the API to answer", lambda: served(project, "/health"))
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=DEADLINE_S)
+    assert process.returncode == 0, output.read_text()
+    assert "stopping the stack" in output.read_text()
+    status = project.invoke("status")
+    assert status.returncode != 0, status.stdout
+    assert served(project, "/health") is None
