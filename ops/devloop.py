@@ -34,8 +34,8 @@ from ops.stackfile import StackFile
 from ops.state import StackState, load_state_or_fresh, save_state, stack_lock
 from ops.watch import STACK, Debouncer, Watcher, affected, targets
 
-TICK_S = 0.1
-CHECK_EVERY_S = 1.0  # crash checks (is the process there?)
+TICK_S = 0.25  # the longest the loop sleeps; a change wakes it at once
+CHECK_EVERY_S = 0.5  # crash checks (is the process there?)
 PROBE_EVERY_S = 10.0  # the API's /health (each probe is a line in its log); also after each change
 TAIL_LINES = 12
 RESTARTING = "restarting"

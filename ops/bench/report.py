@@ -32,6 +32,8 @@ def render(figures: dict[str, Any], plot: str | None = None) -> str:
     parts = [_facts(figures), _targets(figures)]
     if "stack" in figures:
         parts.append(_stack(figures["stack"]))
+    if "dev" in figures:
+        parts.append(_dev(figures["dev"]))
     if "docker_sql_ready" in figures:
         parts.append(_sql_ready(figures["docker_sql_ready"]))
     if "search" in figures:
@@ -179,6 +181,22 @@ def _scale(scale: dict[str, Any]) -> str:
         + f"\n\np50 growth 1x to {max(scale['factors'])}x: "
         + f"text {growth['text']}x, vector {growth['vector']}x."
     )
+
+
+def _dev(dev: dict[str, Any]) -> str:
+    rows = [
+        (f"edit to served, p50 of {dev['edits']}", dev["edit_to_served_p50_s"]),
+        (f"edit to served, max of {dev['edits']}", dev["edit_to_served_max_s"]),
+        ("the API's cold start (bare uvicorn to its first 200), median of 3", dev["api_cold_start_s"]),
+        ("**ratio edit-to-served p50 / cold start**", f"{dev['ratio_served_p50_to_cold']}x"),
+        ("a worker killed: to /health 200 again", dev["worker_crash_to_healthy_s"]),
+        ("the warm server killed: to /health 200 again", dev["server_crash_to_healthy_s"]),
+        (
+            f"idle CPU over {dev['idle_s']:.0f} s (dev + warm server), percent of one core",
+            dev["idle_cpu_percent"],
+        ),
+    ]
+    return "### `invoke dev` (seconds)\n\n" + table(["what", "value"], rows)
 
 
 def _memory(memory: dict[str, Any]) -> str:

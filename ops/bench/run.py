@@ -22,6 +22,7 @@ from ops.artifacts import ArtifactWriter
 from ops.backends.base import Endpoint
 from ops.bench import memory, report
 from ops.bench.data import index_build_figures, ingest_figures
+from ops.bench.devloop import dev_figures
 from ops.bench.load import search_figures
 from ops.bench.scale import scale_figures
 from ops.bench.sqlready import sql_ready_figures, why_not
@@ -117,6 +118,9 @@ def measure(
     }
     say(f"stack: cold and warm `up` against the bare steps, {opts.repeats} time(s)")
     figures["stack"] = stack_figures(project, backend, opts.repeats, client, image)
+    edits, idle_s = (5, 5.0) if opts.quick else (10, 60.0)
+    say(f"dev: {edits} edits to served, crashes to healthy, {idle_s:.0f} s idle, against a cold API start")
+    figures["dev"] = dev_figures(project, backend, edits, idle_s, image)
     figures["docker_sql_ready"] = docker_sql_ready(project, client, opts.repeats, say)
     with live_stack(project, backend, image, client, say) as live:
         figures["machine"]["postgres"] = server_version(live.owner)

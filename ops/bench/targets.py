@@ -133,6 +133,20 @@ def evaluate(figures: dict[str, Any]) -> list[Target]:
                 "the plan probes what a warm `up` probes, without its lock or state write",
             ),
         ]
+    dev = figures.get("dev", {})
+    if dev:
+        targets.append(
+            Target(
+                "dev_edit_to_served",
+                "`invoke dev`: edit to served (p50) / the API's cold start",
+                0.5,
+                "x",
+                dev.get("ratio_served_p50_to_cold"),
+                f"p50 {dev.get('edit_to_served_p50_s', 0):.2f} s against a cold start of "
+                f"{dev.get('api_cold_start_s', 0):.2f} s: the watcher's debounce, the fork and the app's "
+                "own import",
+            )
+        )
     text4, cores = _cell(figures, "text", 4), figures.get("machine", {}).get("cores", "the")
     raw: dict[str, Any] = next(
         (r for r in figures.get("search", {}).get("raw_sql", []) if r["mode"] == "text"), {}

@@ -53,6 +53,13 @@ def test_bench_quick_measures_every_section_and_updates_the_docs(project):
             assert run[mode]["errors"] == 0 and _positive(run[mode]["p50_ms"]), run
     assert _positive(scale["growth_p50"]["text"]) and "--quick" in scale["note"]
 
+    dev = figures["dev"]
+    assert len(dev["edit_to_served_s"]) == dev["edits"] == 5
+    assert all(_positive(s) for s in dev["edit_to_served_s"]) and _positive(dev["api_cold_start_s"])
+    assert _positive(dev["ratio_served_p50_to_cold"]) and dev["idle_cpu_percent"] >= 0
+    assert _positive(dev["worker_crash_to_healthy_s"]) and _positive(dev["server_crash_to_healthy_s"])
+    assert "### `invoke dev` (seconds)" in result.stdout
+
     for moment in ("idle", "load"):
         assert all(_positive(value) for value in figures["memory"][moment].values()), figures["memory"]
 
@@ -69,7 +76,7 @@ def test_bench_quick_measures_every_section_and_updates_the_docs(project):
         assert "### Docker: create → SQL-ready" in result.stdout
 
     verdicts = {target["key"]: target["verdict"] for target in figures["targets"]}
-    assert len(verdicts) == (8 if "skipped" in sql_ready else 9)
+    assert len(verdicts) == (9 if "skipped" in sql_ready else 10)
     assert all(v.startswith(("met", "missed")) for v in verdicts.values())
 
     docs = (project.root / "docs" / "benchmarks.md").read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,6 +91,8 @@ class Tmux:
 
 @pytest.fixture
 def tmux_dev(project: Project) -> Iterator[Tmux]:
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (`.ci/run` installs it): the terminal test needs a real terminal")
     session = Tmux(f"homer-dev-{os.getpid()}-{time.monotonic_ns()}", project, "dev")
     try:
         yield session
