@@ -125,6 +125,42 @@ def start(settings: Settings, database_url: str, port: int, warm: bool = False) 
     return children.spawn(settings, "api", argv, {"DATABASE_URL": database_url}, log_path(settings))
 
 
+def reload(settings: Settings, pid: int, timeout: float) -> float:
+    """Have the warm server `pid` fork the code as it is now (SIGHUP); the seconds it took.
+
+    The old code serves until the new is ready. ApiError with the traceback's last lines when the
+    new code does not load (the old one then still serves), or when the server dies or is silent."""
+    import os
+    import signal
+    import time
+
+    from ops.warm_server import read_events
+
+    events = events_path(settings)
+    offset = events.stat().st_size if events.exists() else 0
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found, offset = read_events(events, offset)
+        for event in found:
+            if event.get("event") == "reloaded":
+                return float(event.get("seconds", 0.0))
+            if event.get("event") == "reload_failed":
+                raise ApiError(
+                    f"the API's new code does not load: {event.get('error', 'failed')}",
+                    "fix it and run again; the previous code still serves",
+                    evidence=str(event.get("traceback", "")),
+                )
+        if not pid_alive(pid):
+            break
+        time.sleep(0.01)
+    raise ApiError(
+        f"the warm API server pid {pid} did not reload within {timeout:.0f} s",
+        f"see {log_path(settings)}",
+        evidence=tail(log_path(settings), settings.log_tail_lines),
+    )
+
+
 def wait_healthy(settings: Settings, url: str, pid: int, policy: WaitPolicy) -> tuple[Health, int]:
     """Poll /health until 200; fail at once if the child exits. Returns (health, attempts)."""
     last = Health(None, "no answer yet")

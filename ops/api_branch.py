@@ -142,9 +142,28 @@ class ApiBranch:
             )
             step.detail = f"GET /health -> {health.status}{restarted}"
 
+    def _reloadable(self) -> bool:
+        """A warm server of ours, whose declaration and settings are unchanged (only code changed)."""
+        record, settings = self.run.state.api, self.run.settings
+        if record.server != "warm" or not api.is_ours(record.pid, settings):
+            return False
+        before = Fingerprint.from_record(record.fingerprint)
+        return before is not None and before.declared == self._fingerprint().declared
+
+    def _reload(self) -> str:
+        run, settings = self.run, self.run.settings
+        pid = run.state.api.pid
+        assert pid is not None
+        seconds = api.reload(settings, pid, settings.api_health_timeout)
+        run.state.api.fingerprint = self._fingerprint().as_record()
+        run.state.api.started_at = self._now()
+        return f"warm server pid {pid} reloaded the code in {seconds:.2f} s"
+
     def _start(self) -> str:
         run, settings = self.run, self.run.settings
         assert self._owner is not None
+        if self._reloadable():
+            return self._reload()
         if api.is_ours(run.state.api.pid, settings):
             api.stop(run.state.api.pid)
         self._sweep()

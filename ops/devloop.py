@@ -162,8 +162,8 @@ class DevLoop:
         for event in events:
             kind = event.get("event")
             if kind == "reloaded":
-                why = ", ".join(self._reloading or []) or "reload"
-                live.status, live.note = "healthy", f"restarted in {event.get('seconds', 0):.2f} s ({why})"
+                why = f" ({', '.join(self._reloading)})" if self._reloading else ""
+                live.status, live.note = "healthy", f"restarted in {event.get('seconds', 0):.2f} s{why}"
                 self.view.say(f"{name} {live.note}")
                 self.view.alert("", None)
                 self._reloading = None

@@ -246,12 +246,16 @@ def test_dev_follows_the_stack_file_a_process_a_migration_and_a_killed_postgres(
     wait_for("the crashed worker to be restarted", lambda: worker_pid(project) not in (None, second))
 
     head = read_state(project)["fingerprints"]["migrations"]["head"]
+    warm_server = read_state(project)["api"]["pid"]
     versions = project.root / "migrations" / "versions"
     (versions / "ffff0000aaaa_plan_note.py").write_text(NEW_REVISION.format(head=head))
     wait_for(
         "the new migration to be applied",
         lambda: (served(project, "/health") or {}).get("schema") == "ffff0000aaaa",
     )
+
+    assert read_state(project)["api"]["pid"] == warm_server  # reloaded in place, not started anew
+    assert "warm: reloaded in" in output.read_text()
 
     postmaster = read_state(project)["db"]["pid"]
     os.kill(postmaster, signal.SIGKILL)
