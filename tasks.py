@@ -66,20 +66,48 @@ def _errors() -> Iterator[None]:
 )
 def up(c, backend=None, api_port=None, db_port=None, plan=False, stack=None, state_dir=None):
     """Bring the stack in line with stack.toml and the code; a fast no-op when nothing changed."""
+    from ops import noop
+
+    flags = {
+        "backend": backend,
+        "api_port": api_port,
+        "db_port": db_port,
+        "stack": stack,
+        "state_dir": state_dir,
+    }
+    config = c.config.get("ops", {})
+    raw_state_dir = state_dir or os.environ.get("OPS_STATE_DIR") or config.get("state_dir")
+    certified_dir = noop.state_dir_of(PROJECT_DIR, raw_state_dir)
+    digest = noop.inputs_digest(PROJECT_DIR, config, os.environ, flags)
+    printed = None if plan else noop.check(certified_dir, digest, PROJECT_DIR)
+    if printed is not None:  # nothing changed since an `up` that changed nothing: no heavy imports
+        print("\n".join(printed))
+        return
     from ops import stack as ops_stack
 
     with _errors():
-        settings = _settings(
-            c, backend=backend, api_port=api_port, db_port=db_port, stack=stack, state_dir=state_dir
-        )
+        settings = _settings(c, **flags)
         if plan:
             for line in ops_stack.plan(settings).lines():
                 print(line)
             return
-        result = ops_stack.up(settings, seed=_seeder(settings))
-        print(f"API       {result.api_url}  (docs: {result.api_url}/docs)")
-        print(f"Database  {result.endpoint.host}:{result.endpoint.port}  [{result.backend}]")
-        print(f"DSN       {result.endpoint.masked_url()}")
+        lines: list[str] = []
+        result = ops_stack.up(
+            settings, emit=lambda line: (print(line), lines.append(line)), seed=_seeder(settings)
+        )
+        lines += [
+            f"API       {result.api_url}  (docs: {result.api_url}/docs)",
+            f"Database  {result.endpoint.host}:{result.endpoint.port}  [{result.backend}]",
+            f"DSN       {result.endpoint.masked_url()}",
+        ]
+        print("\n".join(lines[-3:]))
+        if result.changed_nothing and settings.state_dir == certified_dir:
+            sources, pids = result.sources, result.pids
+            noop.write(
+                certified_dir, digest, PROJECT_DIR, sources, pids, result.api_url, result.schema, lines
+            )
+        else:
+            noop.forget(settings.state_dir)
 
 
 @task(

@@ -7,7 +7,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,6 +102,10 @@ class UpResult:
     endpoint: Endpoint
     backend: str
     swept: tuple[str, ...] = ()
+    changed_nothing: bool = False  # every step but the checks a SKIP: a no-op (`ops.noop`)
+    sources: tuple[str, ...] = ()  # every file or folder the fingerprints cover, and the stack file
+    pids: dict[str, int | None] = field(default_factory=dict)  # of what runs: db (embedded), api, processes
+    schema: str | None = None  # the head the API's /health reports
 
 
 def up(
@@ -127,7 +131,22 @@ def up(
         endpoint, api_url = _converge_db_and_api(run, backend, why, swept, stack, seed)
         _process_steps(run, stack, endpoint, api_url)
         _critical_path(run)
-        return UpResult(api_url, endpoint, backend.name, tuple(swept))
+        return UpResult(api_url, endpoint, backend.name, tuple(swept), *_what_runs(run, stack, swept))
+
+
+def _what_runs(
+    run: Session, stack: StackFile, swept: list[str]
+) -> tuple[bool, tuple[str, ...], dict[str, int | None], str | None]:
+    """What `ops.noop` certifies after an `up` that changed nothing."""
+    from ops.watch import targets
+
+    nothing = not swept and all(step.status == "SKIP" or step.name in CHECKS for step in run.ledger.steps)
+    sources = tuple(sorted({source for target in targets(run.settings, stack) for source in target.sources}))
+    pids: dict[str, int | None] = {"api": run.state.api.pid}
+    if run.state.db.backend == "embedded":
+        pids["db"] = run.state.db.pid
+    pids.update({name: record.pid for name, record in run.state.processes.items()})
+    return nothing, sources, pids, schema_head.head(run.settings.project_dir, run.state)
 
 
 def _converge_db_and_api(

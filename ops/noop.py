@@ -1,0 +1,166 @@
+"""A warm `up` that finds nothing to do, proven without the harness's heavy imports.
+
+An `up` that changed nothing (every step a SKIP but the checks) leaves a *no-op certificate*
+beside the state file: a digest of everything that decides what `up` does (the settings'
+raw layers, the stack file, the environment libpq and Docker read, the interpreter, the
+harness's own files), the size and mtime of every source file the fingerprints cover, the
+state file's own stamp, the pid and start time of every process, and what that `up` printed.
+
+The next `up` first checks the certificate with the standard library and psutil only: the
+same inputs, the same files, the state file untouched since (every other command writes it),
+each process alive and the same one, and the API's `/health` 200 with the same schema (which
+proves the database answers and is at head). Then nothing would be done, and `up` prints what
+it printed then, and exits. Any difference, or any doubt, and `up` takes its ordinary path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ops.fingerprint import source_files
+
+CERTIFICATE = "noop.json"
+NOTHING_CHANGED = "up: nothing changed since the last `up` that changed nothing; it said"
+ENV_PREFIXES = ("OPS_", "PG", "DOCKER_", "DATABASE_URL", "XDG_CACHE_HOME")
+HARNESS_DIR = Path(__file__).resolve().parent
+
+
+def state_dir_of(project_dir: Path, given: str | os.PathLike[str] | None) -> Path:
+    """The stack's state directory: `given` (relative to the project) or `<project>/.ops`."""
+    state_dir = Path(given) if given else Path(project_dir) / ".ops"
+    return state_dir if state_dir.is_absolute() else Path(project_dir) / state_dir
+
+
+def inputs_digest(
+    project_dir: Path, config: Mapping[str, Any], env: Mapping[str, str], flags: Mapping[str, Any]
+) -> str:
+    """Everything that decides what `up` does, before any file under the sources."""
+    stack_file = Path(project_dir) / "stack.toml"
+    material = {
+        "project": str(Path(project_dir).resolve()),
+        "config": {key: config[key] for key in sorted(config)},
+        "env": {key: value for key, value in sorted(env.items()) if key.startswith(ENV_PREFIXES)},
+        "flags": {key: value for key, value in sorted(flags.items()) if value is not None},
+        "stack_file": hashlib.sha256(stack_file.read_bytes()).hexdigest() if stack_file.exists() else None,
+        "python": sys.executable,
+        "harness": _stamps(HARNESS_DIR.parent, ["ops"]),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _stamps(project_dir: Path, sources: Iterable[str]) -> dict[str, list[int]]:
+    found = {}
+    for path in source_files(project_dir, sources):
+        stat = path.stat()
+        found[path.relative_to(project_dir).as_posix()] = [stat.st_size, stat.st_mtime_ns]
+    return found
+
+
+def _stamp(path: Path) -> list[int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _process(pid: int | None) -> list[float] | None:
+    """[pid, start time] of a live process (psutil: cheap), else None."""
+    if not pid:
+        return None
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return [pid, proc.create_time()]
+    except (psutil.Error, OSError):
+        return None
+
+
+def _health(url: str) -> tuple[int | None, str | None]:
+    """(status, schema) of GET {url}/health, never raising."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=1.0)
+    try:
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        body = json.loads(response.read(2000) or b"{}")
+        return response.status, body.get("schema") if isinstance(body, dict) else None
+    except (OSError, ValueError, http.client.HTTPException):
+        return None, None
+    finally:
+        connection.close()
+
+
+def write(
+    state_dir: Path,
+    digest: str,
+    project_dir: Path,
+    sources: Iterable[str],
+    pids: Mapping[str, int | None],
+    api_url: str,
+    schema: str | None,
+    printed: list[str],
+) -> None:
+    """Leave the certificate of an `up` that changed nothing (best effort: a failure only costs speed)."""
+    processes = {name: _process(pid) for name, pid in pids.items()}
+    state = _stamp(state_dir / "state.json")
+    if any(value is None for value in processes.values()) or state is None:
+        return
+    record: dict[str, Any] = {
+        "inputs": digest,
+        "sources": sorted(set(sources)),
+        "stamps": _stamps(project_dir, sources),
+        "state": state,
+        "processes": processes,
+        "api_url": api_url,
+        "schema": schema,
+        "printed": printed,
+    }
+    target = state_dir / CERTIFICATE
+    try:
+        temporary = target.with_name(f".{CERTIFICATE}.tmp")
+        temporary.write_text(json.dumps(record), encoding="utf-8")
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, target)
+    except OSError:
+        return
+
+
+def forget(state_dir: Path) -> None:
+    (Path(state_dir) / CERTIFICATE).unlink(missing_ok=True)
+
+
+def check(state_dir: Path, digest: str, project_dir: Path) -> list[str] | None:
+    """What the certified `up` printed, if nothing has changed since; else None (take the full path)."""
+    try:
+        record = json.loads((state_dir / CERTIFICATE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("inputs") != digest:
+        return None
+    if record.get("state") != _stamp(state_dir / "state.json"):
+        return None  # another command ran since
+    if record.get("stamps") != _stamps(project_dir, record.get("sources") or []):
+        return None
+    for expected in (record.get("processes") or {}).values():
+        now = _process(int(expected[0])) if expected else None
+        if now is None or abs(now[1] - expected[1]) > 0.01:
+            return None
+    status, schema = _health(str(record.get("api_url")))
+    if status != 200 or schema != record.get("schema"):
+        return None
+    printed = record.get("printed")
+    if not isinstance(printed, list):
+        return None
+    return [f"{NOTHING_CHANGED} (its inputs, files and processes, and /health {status}):", *map(str, printed)]
