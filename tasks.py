@@ -91,23 +91,20 @@ def up(c, backend=None, api_port=None, db_port=None, plan=False, stack=None, sta
             for line in ops_stack.plan(settings).lines():
                 print(line)
             return
-        lines: list[str] = []
-        result = ops_stack.up(
-            settings, emit=lambda line: (print(line), lines.append(line)), seed=_seeder(settings)
-        )
-        lines += [
+        result = ops_stack.up(settings, seed=_seeder(settings))
+        summary = [
             f"API       {result.api_url}  (docs: {result.api_url}/docs)",
             f"Database  {result.endpoint.host}:{result.endpoint.port}  [{result.backend}]",
             f"DSN       {result.endpoint.masked_url()}",
         ]
-        print("\n".join(lines[-3:]))
-        if result.changed_nothing and settings.state_dir == certified_dir:
+        print("\n".join(summary))
+        noop.forget(settings.state_dir)
+        if result.certifiable and settings.state_dir == certified_dir:
+            printed = [*result.no_op, *summary]
             sources, pids = result.sources, result.pids
             noop.write(
-                certified_dir, digest, PROJECT_DIR, sources, pids, result.api_url, result.schema, lines
+                certified_dir, digest, PROJECT_DIR, sources, pids, result.api_url, result.schema, printed
             )
-        else:
-            noop.forget(settings.state_dir)
 
 
 @task(

@@ -1,16 +1,18 @@
 """A warm `up` that finds nothing to do, proven without the harness's heavy imports.
 
-An `up` that changed nothing (every step a SKIP but the checks) leaves a *no-op certificate*
-beside the state file: a digest of everything that decides what `up` does (the settings'
-raw layers, the stack file, the environment libpq and Docker read, the interpreter, the
-harness's own files), the size and mtime of every source file the fingerprints cover, the
-state file's own stamp, the pid and start time of every process, and what that `up` printed.
+A successful `up` leaves the stack as declared, so the next `up` would keep everything unless
+something changed since. It leaves a *no-op certificate* beside the state file: a digest of
+everything that decides what `up` does (the settings' raw layers, the stack file, the
+environment libpq and Docker read, the interpreter, the harness's own files), the size and
+mtime of every source file the fingerprints cover, the state file's own stamp, the pid and
+start time of every process, and what a no-op prints.
 
 The next `up` first checks the certificate with the standard library and psutil only: the
 same inputs, the same files, the state file untouched since (every other command writes it),
 each process alive and the same one, and the API's `/health` 200 with the same schema (which
-proves the database answers and is at head). Then nothing would be done, and `up` prints what
-it printed then, and exits. Any difference, or any doubt, and `up` takes its ordinary path.
+proves the database answers and is at head). Then nothing would be done: `up` says so, prints
+the plan (all kept) and the steps (the checks OK, the rest SKIP), and exits. Any difference,
+or any doubt, and `up` takes its ordinary path.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from urllib.parse import urlsplit
 from ops.fingerprint import source_files
 
 CERTIFICATE = "noop.json"
-NOTHING_CHANGED = "up: nothing changed since the last `up` that changed nothing; it said"
+NOTHING_CHANGED = "up: nothing to do, as checked against the last `up`"
 ENV_PREFIXES = ("OPS_", "PG", "DOCKER_", "DATABASE_URL", "XDG_CACHE_HOME")
 HARNESS_DIR = Path(__file__).resolve().parent
 
@@ -163,4 +165,7 @@ def check(state_dir: Path, digest: str, project_dir: Path) -> list[str] | None:
     printed = record.get("printed")
     if not isinstance(printed, list):
         return None
-    return [f"{NOTHING_CHANGED} (its inputs, files and processes, and /health {status}):", *map(str, printed)]
+    return [
+        f"{NOTHING_CHANGED} (the same inputs and files, its processes alive, /health {status})",
+        *map(str, printed),
+    ]

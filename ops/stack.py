@@ -102,10 +102,12 @@ class UpResult:
     endpoint: Endpoint
     backend: str
     swept: tuple[str, ...] = ()
-    changed_nothing: bool = False  # every step but the checks a SKIP: a no-op (`ops.noop`)
+    # What `ops.noop` certifies: the stack as this `up` left it, which the next `up` would keep.
+    certifiable: bool = False  # False when the next `up` would act anyway (a seed run every time)
     sources: tuple[str, ...] = ()  # every file or folder the fingerprints cover, and the stack file
     pids: dict[str, int | None] = field(default_factory=dict)  # of what runs: db (embedded), api, processes
     schema: str | None = None  # the head the API's /health reports
+    no_op: tuple[str, ...] = ()  # what an `up` that finds nothing to do prints, before the summary
 
 
 def up(
@@ -136,17 +138,22 @@ def up(
 
 def _what_runs(
     run: Session, stack: StackFile, swept: list[str]
-) -> tuple[bool, tuple[str, ...], dict[str, int | None], str | None]:
-    """What `ops.noop` certifies after an `up` that changed nothing."""
+) -> tuple[bool, tuple[str, ...], dict[str, int | None], str | None, tuple[str, ...]]:
+    """What `ops.noop` certifies after a successful `up`: the next one would keep everything."""
     from ops.watch import targets
 
-    nothing = not swept and all(step.status == "SKIP" or step.name in CHECKS for step in run.ledger.steps)
+    seeds = stack.of_kind("seed")
+    certifiable = not (run.settings.seed and seeds and stack.components[seeds[0][0]].when == "always")  # type: ignore[attr-defined]
     sources = tuple(sorted({source for target in targets(run.settings, stack) for source in target.sources}))
     pids: dict[str, int | None] = {"api": run.state.api.pid}
     if run.state.db.backend == "embedded":
         pids["db"] = run.state.db.pid
     pids.update({name: record.pid for name, record in run.state.processes.items()})
-    return nothing, sources, pids, schema_head.head(run.settings.project_dir, run.state)
+    declared = set(stack.components) | {"db-ready", "api-start", "api-health"}
+    steps = [step.name for step in run.ledger.steps if step.name in declared]
+    no_op = [f"plan: {name}: keep — as the last `up` left it" for name in stack.order]
+    no_op += [f"::STEP::{name}::{'OK' if name in CHECKS else 'SKIP'}" for name in steps]
+    return certifiable, sources, pids, schema_head.head(run.settings.project_dir, run.state), tuple(no_op)
 
 
 def _converge_db_and_api(

@@ -113,8 +113,9 @@ def evaluate(figures: dict[str, Any]) -> list[Target]:
                 2.5,
                 "x",
                 stack.get("ratio_warm_to_floor"),
-                f"its steps (probes) took {in_steps:.2f} s of {stack['warm_up_s']:.2f} s; the floor is "
-                f"{floor or 0:.2f} s; the rest is imports (pydantic, psycopg, psutil)",
+                f"the short path checks the no-op certificate with the standard library and psutil; the "
+                f"ordinary path takes {stack.get('warm_up_full_path_s', 0):.2f} s (its probes "
+                f"{in_steps:.2f} s; the floor is {floor or 0:.2f} s; the rest is imports: pydantic, psycopg)",
             ),
             Target(
                 "list_to_floor",
@@ -126,11 +127,11 @@ def evaluate(figures: dict[str, Any]) -> list[Target]:
             ),
             Target(
                 "plan_to_warm",
-                "`up --plan` / warm `up`",
+                "`up --plan` / warm `up` (ordinary path)",
                 1.0,
                 "x",
                 stack.get("ratio_plan_to_warm"),
-                "the plan probes what a warm `up` probes, without its lock or state write",
+                "against the ordinary warm path: it probes what that probes, without the lock or state write",
             ),
         ]
     dev = figures.get("dev", {})

@@ -1,4 +1,4 @@
-"""A warm `up` that changes nothing takes the no-op certificate's short path, and only then."""
+"""A warm `up` with nothing to do takes the no-op certificate's short path, and only then."""
 
 from __future__ import annotations
 
@@ -37,12 +37,11 @@ def short(result) -> bool:
 
 
 def test_only_an_up_with_nothing_changed_takes_the_short_path(project):
-    assert not short(up(project))  # cold
-    assert not short(up(project))  # warm: the full path, which leaves the certificate
+    assert not short(up(project))  # cold: the full path, which leaves the certificate
     assert (project.root / ".ops" / CERTIFICATE).exists()
     again = up(project)
     assert short(again) and step_lines(again.stdout) == WARM
-    assert "plan: api: keep — pid" in again.stdout and "***" in again.stdout
+    assert "plan: api: keep — as the last `up` left it" in again.stdout and "***" in again.stdout
     assert read_state(project)["db"]["password"] not in again.stdout
 
     main = project.root / "app" / "main.py"
