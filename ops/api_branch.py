@@ -134,7 +134,8 @@ class ApiBranch:
             restarted = ""
             if self.started is None and api.probe(self.url).status != 200:
                 # kept, but what the database's branch did (a migration, a new port) left it unhealthy
-                restarted = f"; restarted ({self._start()}) after the database's steps left it unhealthy"
+                started = self._start(reload=False)
+                restarted = f"; restarted ({started}) after the database's steps left it unhealthy"
             pid = run.state.api.pid
             assert pid is not None, "api-start either found our healthy API or started one"
             health, step.attempts = api.wait_healthy(
@@ -143,9 +144,12 @@ class ApiBranch:
             step.detail = f"GET /health -> {health.status}{restarted}"
 
     def _reloadable(self) -> bool:
-        """A warm server of ours, whose declaration and settings are unchanged (only code changed)."""
+        """A warm server of ours, on the same database, whose declaration and settings are unchanged
+        (only code changed): its workers inherit its environment, DATABASE_URL included."""
         record, settings = self.run.state.api, self.run.settings
         if record.server != "warm" or not api.is_ours(record.pid, settings):
+            return False
+        if self._owner is None or record.database != _address(self._owner):
             return False
         before = Fingerprint.from_record(record.fingerprint)
         return before is not None and before.declared == self._fingerprint().declared
@@ -159,10 +163,10 @@ class ApiBranch:
         run.state.api.started_at = self._now()
         return f"warm server pid {pid} reloaded the code in {seconds:.2f} s"
 
-    def _start(self) -> str:
+    def _start(self, reload: bool = True) -> str:
         run, settings = self.run, self.run.settings
         assert self._owner is not None
-        if self._reloadable():
+        if reload and self._reloadable():
             return self._reload()
         if api.is_ours(run.state.api.pid, settings):
             api.stop(run.state.api.pid)
@@ -173,6 +177,7 @@ class ApiBranch:
         self.started = pid = api.start(settings, self.api_endpoint(self._owner).url(), port, warm)
         run.state.api = ProcessRecord(
             server="warm" if warm else None,
+            database=_address(self._owner),
             pid=pid,
             port=port,
             url=self.url,
@@ -206,3 +211,7 @@ class ApiBranch:
                     f"see {api.log_path(settings)}",
                     evidence=tail(api.log_path(settings), settings.log_tail_lines),
                 )
+
+
+def _address(endpoint: Endpoint) -> str:
+    return f"{endpoint.host}:{endpoint.port}/{endpoint.database}"

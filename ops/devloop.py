@@ -20,13 +20,13 @@ from datetime import datetime
 from pathlib import Path
 
 from ops import api, children, processes
-from ops.backends import Endpoint
+from ops.backends import DatabaseBackend, Endpoint
 from ops.backoff import Backoff
 from ops.dev_view import ComponentRow, View
 from ops.errors import OpsError
 from ops.logmux import LogFollower
 from ops.plan import api_fingerprint
-from ops.procs import pid_alive, started_at, tail
+from ops.procs import started_at, tail
 from ops.secrets import redact
 from ops.settings import Settings
 from ops.stack import declared_stack, down, up
@@ -68,6 +68,7 @@ class DevLoop:
         self._events_offset = 0
         self._reloading: list[str] | None = None  # the files a pending reload is for
         self._next_check = self._next_probe = 0.0
+        self._backend: DatabaseBackend | None = None  # made once a stack exists; again after each converge
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -97,6 +98,7 @@ class DevLoop:
             if self._live(name).status not in ("healthy", "broken"):  # the plan says what changes
                 self._live(name).status = "starting"
         self.view.update(self.rows())
+        self._forget_backend()
         try:
             up(self.settings, emit=self.view.say, seed=self.seed, stack=self.stack, warm_api=True)
         except OpsError as failed:
@@ -236,11 +238,9 @@ class DevLoop:
     def _liveness(self) -> list[tuple[str, bool, Path, str, int | None]]:
         """(name, alive, log, restart policy, exit code) of each running kind of component."""
         found: list[tuple[str, bool, Path, str, int | None]] = []
-        db_pid = self.state.db.pid
-        if self.state.db.backend == "embedded" and db_pid:
-            found.append(
-                (self._db_name(), pid_alive(db_pid), self.settings.logs_dir / "db.log", "always", None)
-            )
+        running = self._database_running()
+        if running is not None:
+            found.append((self._db_name(), running, self.settings.logs_dir / "db.log", "always", None))
         api_pid = self.state.api.pid
         if api_pid:
             code = _code(api_pid)  # before any liveness check: that reaps a dead child, and its code
@@ -255,6 +255,26 @@ class DevLoop:
             policy = getattr(part, "restart", "no")
             found.append((name, alive, processes.log_path(self.settings, name), policy, code))
         return found
+
+    def _forget_backend(self) -> None:
+        close = getattr(self._backend, "close", None)  # the docker backend's engine client
+        if callable(close):
+            close()
+        self._backend = None
+
+    def _database_running(self) -> bool | None:
+        """Whether the server the harness runs is up (the postmaster, or the container); None when
+        it is not ours (external) or the engine does not answer."""
+        if self.state.db.backend not in ("embedded", "docker"):
+            return None
+        if self._backend is None:
+            from ops.backends import select_backend
+
+            self._backend, _ = select_backend(self.settings, self.state, emit=lambda _line: None)
+        try:
+            return self._backend.is_running()
+        except OpsError:
+            return None
 
     # --- what the view shows -------------------------------------------------------------------
 

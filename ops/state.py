@@ -62,6 +62,7 @@ class ProcessRecord(Record):
     fingerprint: dict[str, Any] | None = None  # of its inputs when it started (ops.fingerprint)
     started_at: str | None = None
     server: str | None = None  # the API's: "warm" under ops.warm_server (invoke dev), else uvicorn
+    database: str | None = None  # the API's: where its DATABASE_URL points (host:port/database)
 
 
 class StepRecord(Record):
