@@ -105,6 +105,15 @@ def up(c, backend=None, api_port=None, db_port=None, plan=False, stack=None, sta
             noop.write(
                 certified_dir, digest, PROJECT_DIR, sources, pids, result.api_url, result.schema, printed
             )
+    _skip_final_collection()
+
+
+def _skip_final_collection() -> None:
+    """The command is done: keep the interpreter's exit from walking every object of the ~900
+    modules `up` imported (gc.freeze; ~0.08 s of a cold `up`). Memory is the OS's to take back."""
+    import gc
+
+    gc.freeze()
 
 
 @task(

@@ -13,14 +13,15 @@ owner after migrations, and `ALTER DEFAULT PRIVILEGES` covers tables created lat
 from __future__ import annotations
 
 from dataclasses import replace
-
-import psycopg
-from psycopg import sql
+from typing import TYPE_CHECKING
 
 from ops.backends.base import Endpoint
 from ops.dbcheck import first_line
 from ops.errors import DatabaseError
 from ops.secrets import redact
+
+if TYPE_CHECKING:  # psycopg is imported where it is used: a cold `up` spawns uvicorn first
+    import psycopg
 
 READER_SUFFIX = "_reader"
 
@@ -35,6 +36,8 @@ def upsert_login_role(conn: psycopg.Connection, role: str, password: str) -> Non
 
     `conn` must be a superuser's (autocommit) connection.
     """
+    from psycopg import sql
+
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
     conn.execute(
         sql.SQL(
@@ -45,6 +48,8 @@ def upsert_login_role(conn: psycopg.Connection, role: str, password: str) -> Non
 
 def grant_read_only(conn: psycopg.Connection, owner: str, reader: str) -> None:
     """As the owner: the reader may use schema public and SELECT its tables, now and later."""
+    from psycopg import sql
+
     ident = {"owner": sql.Identifier(owner), "reader": sql.Identifier(reader)}
     statements = [
         "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
@@ -62,6 +67,8 @@ def ensure_reader(owner: Endpoint, reader_password: str) -> Endpoint:
     Connects as the owner. If the owner is a superuser (Docker) the role is created or
     re-keyed here; otherwise it must already exist (the embedded backend provisions it).
     """
+    import psycopg
+
     reader = reader_name(owner.user)
     try:
         with psycopg.connect(**owner.connect_kwargs(timeout=5), autocommit=True) as conn:

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
-
 from ops import api, children, orphans, schema_head
 from ops.api_branch import ApiBranch
 from ops.backends import DatabaseBackend, Endpoint, select_backend
@@ -328,6 +326,8 @@ def _plan(run: Session, stack: StackFile, backend: DatabaseBackend) -> Plan:
 
 def _schema_of(settings: Settings, state: StackState) -> Callable[[Endpoint], tuple[str | None, str | None]]:
     def schema(endpoint: Endpoint) -> tuple[str | None, str | None]:
+        import psycopg
+
         head = schema_head.head(settings.project_dir, state)
         try:
             return schema_revision(endpoint, timeout=2), head
@@ -534,6 +534,8 @@ def recorded_endpoint(settings: Settings, state: StackState) -> Endpoint | None:
 
 
 def _db_status(settings: Settings, state: StackState) -> Component:
+    import psycopg
+
     endpoint = recorded_endpoint(settings, state)
     backend_name = state.db.backend or "none"
     if endpoint is None:

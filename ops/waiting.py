@@ -9,11 +9,11 @@ ends the wait immediately instead of running out the clock.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-import psycopg
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -65,7 +65,8 @@ def is_transient(exc: BaseException) -> bool:
         exc = orig
     if isinstance(exc, ConnectionRefusedError | ConnectionResetError):
         return True
-    if isinstance(exc, psycopg.OperationalError):
+    driver = sys.modules.get("psycopg")  # not imported yet: no psycopg error can be in hand
+    if driver is not None and isinstance(exc, driver.OperationalError):
         if exc.sqlstate:
             return exc.sqlstate in TRANSIENT_SQLSTATES
         message = str(exc).lower()

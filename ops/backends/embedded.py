@@ -18,10 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
-
 from ops import initdb_cache
 from ops.backends.base import DatabaseBackend, Endpoint, Started
 from ops.errors import BackendUnavailable, DatabaseError, PortInUse
@@ -355,6 +351,10 @@ class EmbeddedBackend(DatabaseBackend):
 
         The reader's grants follow migrations (`ops.roles.ensure_reader`, run by `up`).
         """
+        import psycopg  # here: a cold `up` spawns uvicorn before anything needs the driver
+        from psycopg import sql
+        from psycopg.conninfo import make_conninfo
+
         socket = str(self._socket_dir())
         role, database = self.settings.db_user, self.settings.db_name
         # Asynchronous commit: each statement here is idempotent and runs again on the next start,
