@@ -67,6 +67,7 @@ def _errors() -> Iterator[None]:
 def up(c, backend=None, api_port=None, db_port=None, plan=False, stack=None, state_dir=None):
     """Bring the stack in line with stack.toml and the code; a fast no-op when nothing changed."""
     from ops import noop
+    from ops.layout import state_dir_of
 
     flags = {
         "backend": backend,
@@ -77,7 +78,7 @@ def up(c, backend=None, api_port=None, db_port=None, plan=False, stack=None, sta
     }
     config = c.config.get("ops", {})
     raw_state_dir = state_dir or os.environ.get("OPS_STATE_DIR") or config.get("state_dir")
-    certified_dir = noop.state_dir_of(PROJECT_DIR, raw_state_dir)
+    certified_dir = state_dir_of(PROJECT_DIR, raw_state_dir)
     digest = noop.inputs_digest(PROJECT_DIR, config, os.environ, flags)
     printed = None if plan else noop.check(certified_dir, digest, PROJECT_DIR)
     if printed is not None:  # nothing changed since an `up` that changed nothing: no heavy imports

@@ -7,14 +7,12 @@ code and the log's last lines, if the child dies first: nobody waits on the dead
 
 from __future__ import annotations
 
-import http.client
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from ops import children
 from ops.errors import ApiError, PortInUse
+from ops.health import Health, probe
 from ops.procs import cmdline, cwd, free_port, pid_alive, port_free, port_holder, tail
 from ops.scope import mark_of
 from ops.settings import Settings
@@ -22,28 +20,8 @@ from ops.state import StackState
 from ops.waiting import NotReady, WaitPolicy, retry_call
 
 
-@dataclass(frozen=True)
-class Health:
-    status: int | None  # HTTP status, None when nothing answered
-    body: str
-
-
 def log_path(settings: Settings) -> Path:
     return settings.logs_dir / "api.log"
-
-
-def probe(url: str, timeout: float = 1.0) -> Health:
-    """GET {url}/health once, never raising (the standard library's client: a cheap import)."""
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
-    try:
-        connection.request("GET", "/health")
-        response = connection.getresponse()
-        return Health(response.status, response.read(500).decode("utf-8", errors="replace"))
-    except (OSError, http.client.HTTPException) as exc:
-        return Health(None, type(exc).__name__)
-    finally:
-        connection.close()
 
 
 def recorded_url(settings: Settings, state: StackState) -> str:

@@ -143,31 +143,33 @@ class ApiBranch:
             )
             step.detail = f"GET /health -> {health.status}{restarted}"
 
-    def _reloadable(self) -> bool:
-        """A warm server of ours, on the same database, whose declaration and settings are unchanged
-        (only code changed): its workers inherit its environment, DATABASE_URL included."""
+    def _reloadable(self) -> Fingerprint | None:
+        """The API's fingerprint now, if a warm server of ours can reload to it: on the same database,
+        its declaration and settings unchanged (only code changed), since its workers inherit its
+        environment, DATABASE_URL included. None: start it anew."""
         record, settings = self.run.state.api, self.run.settings
         if record.server != "warm" or not api.is_ours(record.pid, settings):
-            return False
+            return None
         if self._owner is None or record.database != _address(self._owner):
-            return False
-        before = Fingerprint.from_record(record.fingerprint)
-        return before is not None and before.declared == self._fingerprint().declared
+            return None
+        before, now = Fingerprint.from_record(record.fingerprint), self._fingerprint()
+        return now if before is not None and before.declared == now.declared else None
 
-    def _reload(self) -> str:
+    def _reload(self, now: Fingerprint) -> str:
         run, settings = self.run, self.run.settings
         pid = run.state.api.pid
         assert pid is not None
         seconds = api.reload(settings, pid, settings.api_health_timeout)
-        run.state.api.fingerprint = self._fingerprint().as_record()
+        run.state.api.fingerprint = now.as_record()
         run.state.api.started_at = self._now()
         return f"warm server pid {pid} reloaded the code in {seconds:.2f} s"
 
     def _start(self, reload: bool = True) -> str:
         run, settings = self.run, self.run.settings
         assert self._owner is not None
-        if reload and self._reloadable():
-            return self._reload()
+        now = self._reloadable() if reload else None
+        if now is not None:
+            return self._reload(now)
         if api.is_ours(run.state.api.pid, settings):
             api.stop(run.state.api.pid)
         self._sweep()

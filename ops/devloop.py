@@ -32,7 +32,7 @@ from ops.settings import Settings
 from ops.stack import declared_stack, down, up
 from ops.stackfile import StackFile
 from ops.state import StackState, load_state_or_fresh, save_state, stack_lock
-from ops.watch import STACK, Debouncer, Watcher, affected, targets
+from ops.watch import STACK, Debouncer, Target, Watcher, affected, targets
 
 TICK_S = 0.25  # the longest the loop sleeps; a change wakes it at once
 CHECK_EVERY_S = 0.5  # crash checks (is the process there?)
@@ -69,11 +69,13 @@ class DevLoop:
         self._reloading: list[str] | None = None  # the files a pending reload is for
         self._next_check = self._next_probe = 0.0
         self._backend: DatabaseBackend | None = None  # made once a stack exists; again after each converge
+        self.targets: list[Target] = []  # what is watched: the fingerprints' inputs and the stack file
 
     # --- the loop ------------------------------------------------------------------------------
 
     def run(self) -> None:
-        watcher = Watcher(self.settings.project_dir, targets(self.settings, self.stack)).start()
+        self.targets = targets(self.settings, self.stack)
+        watcher = Watcher(self.settings.project_dir, self.targets).start()
         self.converge("start")  # an edit made meanwhile is in the watcher's queue
         debouncer = Debouncer()
         try:
@@ -82,7 +84,8 @@ class DevLoop:
                 batch = debouncer.batch()
                 if batch and self.on_changes(batch):
                     watcher.stop()  # the stack file changed: watch what it now declares
-                    watcher = Watcher(self.settings.project_dir, targets(self.settings, self.stack)).start()
+                    self.targets = targets(self.settings, self.stack)
+                    watcher = Watcher(self.settings.project_dir, self.targets).start()
                 self.read_api_events()
                 if self._clock() >= self._next_check:
                     self._next_check = self._clock() + CHECK_EVERY_S
@@ -122,7 +125,7 @@ class DevLoop:
         paths = [
             p for p in paths if (self.settings.project_dir / p).exists() or p in known
         ]  # not editors' temp files
-        hits = affected(targets(self.settings, self.stack), paths)
+        hits = affected(self.targets, paths)
         if not hits:
             return False
         api_name = self._api_name()

@@ -18,27 +18,21 @@ or any doubt, and `up` takes its ordinary path.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from ops.fingerprint import source_files
+from ops.health import probe
+from ops.procs import started_at
 
 CERTIFICATE = "noop.json"
 NOTHING_CHANGED = "up: nothing to do, as checked against the last `up`"
 ENV_PREFIXES = ("OPS_", "PG", "DOCKER_", "DATABASE_URL", "XDG_CACHE_HOME")
 HARNESS_DIR = Path(__file__).resolve().parent
-
-
-def state_dir_of(project_dir: Path, given: str | os.PathLike[str] | None) -> Path:
-    """The stack's state directory: `given` (relative to the project) or `<project>/.ops`."""
-    state_dir = Path(given) if given else Path(project_dir) / ".ops"
-    return state_dir if state_dir.is_absolute() else Path(project_dir) / state_dir
 
 
 def inputs_digest(
@@ -75,33 +69,19 @@ def _stamp(path: Path) -> list[int] | None:
 
 
 def _process(pid: int | None) -> list[float] | None:
-    """[pid, start time] of a live process (psutil: cheap), else None."""
-    if not pid:
-        return None
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return [pid, proc.create_time()]
-    except (psutil.Error, OSError):
-        return None
+    """[pid, start time] of a live process, else None."""
+    started = started_at(pid)
+    return None if pid is None or started is None else [pid, started]
 
 
 def _health(url: str) -> tuple[int | None, str | None]:
     """(status, schema) of GET {url}/health, never raising."""
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=1.0)
+    health = probe(url)
     try:
-        connection.request("GET", "/health")
-        response = connection.getresponse()
-        body = json.loads(response.read(2000) or b"{}")
-        return response.status, body.get("schema") if isinstance(body, dict) else None
-    except (OSError, ValueError, http.client.HTTPException):
-        return None, None
-    finally:
-        connection.close()
+        body = json.loads(health.body or "{}")
+    except ValueError:
+        return health.status, None
+    return health.status, body.get("schema") if isinstance(body, dict) else None
 
 
 def write(

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ops import dsn
 from ops.errors import UsageError
+from ops.layout import state_dir_of
 
 Backend = Literal["auto", "embedded", "docker", "external"]
 ENV_PREFIX = "OPS_"
@@ -144,8 +145,7 @@ def build_settings(
     merged["api_port_fixed"] = merged["api_port"] is not None
     if merged["api_port"] is None:
         merged["api_port"] = DEFAULT_API_PORT
-    state_dir = Path(merged.pop("state_dir", None) or merged["project_dir"] / ".ops")
-    merged["state_dir"] = state_dir if state_dir.is_absolute() else merged["project_dir"] / state_dir
+    merged["state_dir"] = state_dir_of(merged["project_dir"], merged.pop("state_dir", None))
     try:
         return Settings(**merged)
     except ValidationError as exc:

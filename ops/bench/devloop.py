@@ -11,6 +11,7 @@ use over a quiet period.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -27,6 +28,7 @@ from typing import Any
 import httpx
 import psutil
 
+from ops.bench.polling import until
 from ops.bench.stack import bare_uvicorn, clean_env, invoke
 from ops.errors import ApiError
 from ops.procs import free_port, terminate
@@ -114,9 +116,7 @@ def _edit_to_served(main: Path, original: str, url: str, n: int) -> float:
 
 def _cold_start(copy: Path, env: dict[str, str], state_dir: Path) -> float:
     """Bare uvicorn on the dev stack's database, spawn to first 200 (the API's own cold start)."""
-    import json
-
-    db = json.loads((state_dir / "state.json").read_text())["db"]
+    db = _record(state_dir, "db")
     url = f"postgresql+psycopg://{db['user']}:{db['password']}@{db['host']}:{db['port']}/{db['database']}"
     began = time.perf_counter()
     with bare_uvicorn(copy, {**env, "DATABASE_URL": url}):
@@ -146,22 +146,21 @@ def _idle_cpu(dev_pid: int, state_dir: Path, seconds: float) -> float:
     return round((after - before) / seconds * 100, 2)
 
 
-def _api_url(state_dir: Path) -> str | None:
-    import json
-
+def _record(state_dir: Path, part: str) -> dict[str, Any]:
+    """The dev stack's state file's `part` ("api", "db"); empty while it is missing or being written."""
     try:
-        return json.loads((state_dir / "state.json").read_text())["api"]["url"]
+        found = json.loads((state_dir / "state.json").read_text())[part]
     except (OSError, ValueError, KeyError):
-        return None
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _api_url(state_dir: Path) -> str | None:
+    return _record(state_dir, "api").get("url")
 
 
 def _api_pid(state_dir: Path) -> int | None:
-    import json
-
-    try:
-        return json.loads((state_dir / "state.json").read_text())["api"]["pid"]
-    except (OSError, ValueError, KeyError):
-        return None
+    return _record(state_dir, "api").get("pid")
 
 
 def _answer(url: str) -> int | None:
@@ -180,10 +179,4 @@ def _health(url: str) -> int | None:
 
 
 def _until(probe: Callable[[], Any], what: str, poll: float = 0.05) -> Any:
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(poll)
-    raise ApiError(f"timed out after {TIMEOUT_S:.0f} s waiting for {what} (bench: invoke dev)")
+    return until(probe, f"{what} (bench: invoke dev)", ApiError, poll, TIMEOUT_S)

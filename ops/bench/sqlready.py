@@ -47,6 +47,7 @@ import psycopg
 from docker.errors import DockerException, NotFound
 from requests.exceptions import RequestException
 
+from ops.bench.polling import until as poll_until
 from ops.bench.stats import medians, ratio
 from ops.errors import DatabaseError, OpsError
 from ops.signals import sigint_held
@@ -324,15 +325,7 @@ def container_clocks(container: Any, began: float, ended: float) -> Figures:
 
 
 def until(probe: Callable[[], Any], what: str) -> Any:
-    """Poll `probe` every POLL_S until it returns something truthy; DatabaseError after the timeout."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise DatabaseError(f"timed out after {READY_TIMEOUT_S:.0f} s waiting for {what}")
-        time.sleep(POLL_S)
+    return poll_until(probe, what, DatabaseError, POLL_S, READY_TIMEOUT_S)
 
 
 def published_port(container: Any) -> int | None:

@@ -27,13 +27,13 @@ from docker.errors import DockerException
 
 from ops.backends.docker import LABEL, SHM_SIZE
 from ops.backends.embedded import pg_bin_dir
+from ops.bench.polling import until
 from ops.bench.stats import medians, ratio
 from ops.errors import ApiError, BackendUnavailable, DatabaseError, MigrationError, OpsError
 from ops.noop import CERTIFICATE
 from ops.platform import SERVICE_USER, allow_traverse, give_to, service_account
 from ops.procs import free_port, tail, terminate
 from ops.signals import sigint_held
-from ops.waiting import NotReady, WaitPolicy, retry_call
 
 READY_TIMEOUT_S = 30.0
 POLL_S = 0.02  # the harness's own first retry interval (settings.wait_initial)
@@ -316,15 +316,4 @@ def bare_uvicorn(project: Path, env: dict[str, str]) -> Iterator[None]:
 
 
 def _until(probe: Any, what: str, error: type[OpsError]) -> Any:
-    """Poll `probe` every POLL_S until it returns something truthy; `error` after READY_TIMEOUT_S."""
-
-    def attempt() -> Any:
-        found = probe()
-        if not found:
-            raise NotReady(what)
-        return found
-
-    try:
-        return retry_call(attempt, WaitPolicy(10**6, READY_TIMEOUT_S, POLL_S, POLL_S))[0]
-    except NotReady:
-        raise error(f"timed out after {READY_TIMEOUT_S:.0f} s waiting for {what}") from None
+    return until(probe, what, error, POLL_S, READY_TIMEOUT_S)

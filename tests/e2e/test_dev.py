@@ -17,6 +17,7 @@ import pytest
 
 from ops.procs import pid_alive
 from tests.e2e.conftest import Project
+from tests.e2e.test_processes import DECLARED, WORKER
 from tests.faults.conftest import read_state
 
 pytestmark = pytest.mark.e2e
@@ -180,28 +181,6 @@ def test_restart_of_the_api_gives_a_new_pid_through_the_same_code(project):
     assert unknown.returncode == 2 and "unknown component 'nope'" in unknown.stderr
 
 
-WORKER = """\
-import os, time
-import psycopg
-
-with psycopg.connect(os.environ["DATABASE_URL"], connect_timeout=5) as conn:
-    conn.execute("SELECT 1")
-print("worker VERSION ready", flush=True)
-while True:
-    time.sleep(1)
-"""
-
-DECLARED_WORKER = """
-[worker]
-kind = "process"
-command = ["python", "worker.py"]
-env = { DATABASE_URL = "{db.url}" }
-ready = { log = "ready$", timeout = 20 }
-after = ["migrate"]
-restart = "on-failure"
-"""
-
-
 def start_dev(project: Project, *flags: str) -> tuple[subprocess.Popen[bytes], Path]:
     output = project.root.parent / f"dev-{time.monotonic_ns()}.out"
     with open(output, "wb") as sink:
@@ -228,19 +207,19 @@ def test_dev_follows_the_stack_file_a_process_a_migration_and_a_killed_postgres(
     process, output = start_dev(project)
     wait_for("the API to answer", lambda: served(project, "/health"))
 
-    (project.root / "worker.py").write_text(WORKER.replace("VERSION", "one"))
+    (project.root / "worker.py").write_text(WORKER.replace("{VERSION}", "one"))
     stack_file = project.root / "stack.toml"
     original = stack_file.read_text()
-    stack_file.write_text(original + DECLARED_WORKER)
+    stack_file.write_text(original + DECLARED)
     first = wait_for("the declared worker to start", lambda: worker_pid(project))
-    wait_for("its prefixed log line", lambda: "worker one ready" in output.read_text())
+    wait_for("its prefixed log line", lambda: "connected to homer (one)" in output.read_text())
 
-    (project.root / "worker.py").write_text(WORKER.replace("VERSION", "two"))
+    (project.root / "worker.py").write_text(WORKER.replace("{VERSION}", "two"))
     second = wait_for(
         "the worker to restart on its edit",
         lambda: worker_pid(project) not in (None, first) and worker_pid(project),
     )
-    wait_for("the new worker's line", lambda: "worker two ready" in output.read_text())
+    wait_for("the new worker's line", lambda: "connected to homer (two)" in output.read_text())
 
     os.kill(int(str(second)), signal.SIGKILL)  # on-failure: killed is a failure
     wait_for("the crashed worker to be restarted", lambda: worker_pid(project) not in (None, second))
@@ -255,7 +234,7 @@ def test_dev_follows_the_stack_file_a_process_a_migration_and_a_killed_postgres(
     )
 
     assert read_state(project)["api"]["pid"] == warm_server  # reloaded in place, not started anew
-    assert "warm: reloaded in" in output.read_text()
+    wait_for("the warm server's reload in the log", lambda: "warm: reloaded in" in output.read_text())
 
     postmaster = read_state(project)["db"]["pid"]
     os.kill(postmaster, signal.SIGKILL)
@@ -278,7 +257,7 @@ def test_dev_follows_the_stack_file_a_process_a_migration_and_a_killed_postgres(
     read_state(project)  # still a whole JSON document
     lines = output.read_text().splitlines()
     assert not any("\x1b" in line for line in lines)
-    assert any(line.split("|")[0].strip() == "worker" and "ready" in line for line in lines)
+    assert any(line.split("|")[0].strip() == "worker" and "connected to homer" in line for line in lines)
 
 
 def test_dev_down_stops_the_stack_when_it_ends(project):
