@@ -2,7 +2,7 @@
 
 Each runs detached (its own session, no terminal signals), with stdout and stderr in its log
 file (the previous log kept as `<name>.log.1`) and the marks of its stack in its environment
-(`ops.scope`). The `Popen` objects are kept so that an exit code can be read while waiting.
+(`ops.scope`). The `Popen` objects are kept (`ops.procs.own`) so that an exit code can be read while waiting.
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ops.platform import detached, require_posix
-from ops.procs import terminate
+from ops import procs
 from ops.scope import marks
 from ops.settings import Settings
-
-_children: list[subprocess.Popen[bytes]] = []
-
 
 def spawn(settings: Settings, component: str, argv: Sequence[str], env: Mapping[str, str], log: Path) -> int:
     """Start `argv` in the project directory as `component` of this stack; return its pid."""
@@ -37,28 +34,24 @@ def spawn(settings: Settings, component: str, argv: Sequence[str], env: Mapping[
             stderr=subprocess.STDOUT,
             **detached(),
         )
-    _children.append(child)
+    procs.own(child)
     return child.pid
 
 
 def exit_code(pid: int) -> int | None:
     """The exit code of a child spawned by this process, if it has exited."""
-    for child in _children:
-        if child.pid == pid:
-            return child.poll()
-    return None
+    child = procs.owned(pid)
+    return None if child is None else child.poll()
 
 
 def stop(pid: int | None, grace: float = 5.0) -> bool:
     """Stop the child and its own children; True if something was running."""
     if not pid:
         return False
-    ours = next((child for child in _children if child.pid == pid), None)
-    if ours is not None:
-        _children.remove(ours)
-        if ours.poll() is not None:
-            return False
-    stopped = terminate(int(pid), grace)
+    ours = procs.disown(int(pid))
+    if ours is not None and ours.poll() is not None:
+        return False
+    stopped = procs.terminate(int(pid), grace)
     if ours is not None:
         ours.wait(timeout=grace)  # reaps it: no zombie, no exit-time warning
     return stopped

@@ -9,19 +9,45 @@ import socket
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
 from ops.platform import IS_POSIX
 
+if TYPE_CHECKING:
+    import subprocess
+
 _GONE = (psutil.NoSuchProcess, psutil.ZombieProcess)
+
+_owned: dict[int, subprocess.Popen[bytes]] = {}
+"""Children whose exit code someone will read: reaped only through their `Popen`, which keeps it."""
+
+
+def own(child: subprocess.Popen[bytes]) -> None:
+    """Reap `child` through its `Popen` from now on, so that its exit code is kept."""
+    _owned[child.pid] = child
+
+
+def disown(pid: int) -> subprocess.Popen[bytes] | None:
+    """Forget the `Popen` of `pid` (returned, if it was owned)."""
+    return _owned.pop(pid, None)
+
+
+def owned(pid: int) -> subprocess.Popen[bytes] | None:
+    """The `Popen` of an owned child, or None."""
+    return _owned.get(pid)
 
 
 def process(pid: int | None) -> psutil.Process | None:
     """The live, non-zombie process `pid`, or None (a dead child of ours is reaped here)."""
     if not pid or pid <= 0:
         return None
-    if IS_POSIX:
+    child = _owned.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            return None
+    elif IS_POSIX:
         with contextlib.suppress(ChildProcessError):
             done, _ = os.waitpid(pid, os.WNOHANG)
             if done == pid:

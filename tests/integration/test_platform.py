@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ops import orphans
+from ops import children, orphans
 from ops.platform import IS_POSIX, detached
 from ops.procs import cmdline, cwd, pid_alive, port_holder, process, terminate
 from ops.scope import mark_of, marked_processes, marks
@@ -53,6 +53,15 @@ def test_a_zombie_child_is_not_alive_and_is_reaped():
     wait_until(lambda: process(child.pid) is None)  # exited: a zombie until reaped, reaped here
     assert not pid_alive(child.pid)
     child.wait(timeout=5)  # Popen learns it is gone (reaped by us, so its code reads as 0)
+
+
+def test_an_exit_code_survives_a_liveness_check_that_sees_the_exit(tmp_path):
+    """`pid_alive` on a spawned child reaps it through its Popen: the code stays readable."""
+    settings = stack_settings(tmp_path / "state")
+    pid = children.spawn(settings, "worker", [sys.executable, "-c", "raise SystemExit(3)"], {}, tmp_path / "w.log")
+    wait_until(lambda: not pid_alive(pid))
+    assert children.exit_code(pid) == 3
+    assert children.stop(pid) is False
 
 
 def test_terminate_stops_a_process_and_its_children():
