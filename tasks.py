@@ -178,7 +178,7 @@ def ingest(c, work="iliad", books=None, stack=None, state_dir=None):
         if work not in ("iliad", "odyssey", "all"):
             raise UsageError(f"unknown work {work!r}", "choose iliad, odyssey or all")
         book_range = ops_ingest.parse_books(books)
-        endpoint = ops_stack.recorded_endpoint(settings, load_state_or_fresh(settings.state_file))
+        endpoint = ops_stack.writer_endpoint(settings, load_state_or_fresh(settings.state_file))
         if endpoint is None:
             raise DatabaseError("the stack's database has never been started", "run `invoke up` first")
         progress = (

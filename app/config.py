@@ -6,6 +6,8 @@ from functools import lru_cache
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.replication import LAG_DEGRADED_S
+
 
 class AppSettings(BaseSettings):
     """DATABASE_URL is required; the rest have safe defaults."""
@@ -13,8 +15,10 @@ class AppSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     database_url: str
+    read_database_url: str | None = None  # a replica to read from; reads use database_url without it
     statement_timeout_ms: int = 2000
     connect_timeout_s: int = 2
+    replica_lag_degraded_s: float = LAG_DEGRADED_S  # /health says "degraded" (still 200) past this lag
 
 
 @lru_cache(maxsize=1)

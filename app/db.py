@@ -17,9 +17,22 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 @lru_cache(maxsize=1)
 def get_engine() -> Engine:
-    """The pool; every libpq parameter of DATABASE_URL (TLS, options, ...) reaches each connection."""
+    """The pool on DATABASE_URL; every libpq parameter (TLS, several hosts, options, ...) reaches
+    each connection. Pooled connections are pinged before use, so after a failover those to the
+    dead server are dropped and new ones reach whichever server `target_session_attrs` asks for."""
+    return _engine(get_settings().database_url)
+
+
+@lru_cache(maxsize=1)
+def get_read_engine() -> Engine:
+    """Where searches read: READ_DATABASE_URL (a replica) when it is set, else DATABASE_URL's pool."""
     settings = get_settings()
-    url = make_url(settings.database_url).set(drivername="postgresql+psycopg")
+    return _engine(settings.read_database_url) if settings.read_database_url else get_engine()
+
+
+def _engine(database_url: str) -> Engine:
+    settings = get_settings()
+    url = make_url(database_url).set(drivername="postgresql+psycopg")
     given = {key: str(value) for key, value in url.query.items()}
     timeout = f"-c statement_timeout={settings.statement_timeout_ms}"
     return create_engine(

@@ -9,7 +9,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.db import get_engine, schema_head
+from app.config import get_settings
+from app.db import get_read_engine, schema_head
+from app.replication import ROLE_SQL, role_of
 from app.routes import router
 
 MAX_BODY_BYTES = 64 * 1024
@@ -72,11 +74,14 @@ async def database_unavailable(_request: Request, _exc: Exception) -> JSONRespon
 
 @app.get("/health", tags=["ops"], responses={503: {"description": "database down or migrations pending"}})
 def health() -> JSONResponse:
-    """200 only when a real query succeeds and the schema is at head."""
+    """200 only when a real query succeeds and the schema is at head; says which server the reads
+    reach (primary or standby, and a standby's lag). Past REPLICA_LAG_DEGRADED_S of lag it is still
+    200, with status "degraded": the replica answers, but with old data."""
     head = schema_head()
     try:
-        with get_engine().connect() as conn:
-            conn.execute(text("SELECT 1"))
+        with get_read_engine().connect() as conn:
+            row = conn.execute(text(ROLE_SQL)).one()
+            server = role_of(row, conn.connection.dbapi_connection.info)  # type: ignore[union-attr]
             current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     except ProgrammingError:
         return _unhealthy("migrations pending: no alembic_version table", head, None)
@@ -85,7 +90,11 @@ def health() -> JSONResponse:
         return _unhealthy(f"database unreachable ({reason})", head, None)
     if current != head:
         return _unhealthy(f"migrations pending: schema at {current}, head is {head}", head, current)
-    return JSONResponse({"status": "ok", "database": "ok", "schema": current})
+    body = {"status": "ok", "database": "ok", "schema": current, **server.as_dict()}
+    bound = get_settings().replica_lag_degraded_s
+    if server.lag_s is not None and server.lag_s > bound:
+        body.update(status="degraded", reason=f"replica lag {server.lag_s:.1f} s is over {bound:g} s")
+    return JSONResponse(body)
 
 
 def _unhealthy(reason: str, head: str | None, current: str | None) -> JSONResponse:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app import search as queries
 from app.catalog import WORKS, WorkSlug
-from app.db import get_engine
+from app.db import get_read_engine
 from app.embedding import Embedder, default_embedder
 from app.highlight import mark
 from app.schemas import Book, Passage, SearchHit, SearchResponse, Verse, Work
@@ -56,7 +56,7 @@ def get_embedder() -> Embedder:
 def connection() -> Iterator[Connection]:
     """A pooled connection whose database errors become 503/504 JSON, never 500."""
     try:
-        with get_engine().connect() as conn:
+        with get_read_engine().connect() as conn:
             yield conn
     except DBAPIError as exc:
         if isinstance(exc.orig, pg_errors.QueryCanceled):

@@ -100,7 +100,10 @@ def start(settings: Settings, database_url: str, port: int, warm: bool = False) 
             sys.executable, "-m", "uvicorn", settings.app,
             "--host", settings.api_host, "--port", str(port),
         ]  # fmt: skip
-    return children.spawn(settings, "api", argv, {"DATABASE_URL": database_url}, log_path(settings))
+    env = {"DATABASE_URL": database_url}
+    if settings.read_database_url:
+        env["READ_DATABASE_URL"] = settings.read_database_url
+    return children.spawn(settings, "api", argv, env, log_path(settings))
 
 
 def reload(settings: Settings, pid: int, timeout: float) -> float:

@@ -12,10 +12,11 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ops.platform import detached, require_posix
 from ops import procs
+from ops.platform import detached, require_posix
 from ops.scope import marks
 from ops.settings import Settings
+
 
 def spawn(settings: Settings, component: str, argv: Sequence[str], env: Mapping[str, str], log: Path) -> int:
     """Start `argv` in the project directory as `component` of this stack; return its pid."""

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from ops.backends.base import Endpoint
 from ops.errors import DatabaseError
 from ops.secrets import redact
-from ops.waiting import WaitPolicy, retry_call
+from ops.servers import failures
+from ops.waiting import STANDBY_ONLY_MESSAGES, WaitPolicy, retry_call
 
 REQUIRED_EXTENSIONS = ("vector", "pg_trgm")
 TLS_MARKERS = ("SSL", "certificate", "no encryption")
@@ -35,11 +36,12 @@ def check_ready(endpoint: Endpoint, timeout: int = 2) -> str:
     missing = [name for name in REQUIRED_EXTENSIONS if name not in found]
     if missing:
         raise DatabaseError(
-            f"PostgreSQL at {endpoint.host}:{endpoint.port} lacks the extension(s) {', '.join(missing)}",
+            f"PostgreSQL at {endpoint.where} lacks the extension(s) {', '.join(missing)}",
             "use an image with pgvector and pg_trgm (e.g. pgvector/pgvector:pg18)",
         )
     installed = ", ".join(f"{name} {found[name] or '(available)'}" for name in REQUIRED_EXTENSIONS)
-    return f"SELECT 1 ok as {endpoint.user}@{endpoint.host}:{endpoint.port}/{endpoint.database}; {installed}"
+    reached = f" (reached {conn.info.host}:{conn.info.port})" if endpoint.more_hosts else ""
+    return f"SELECT 1 ok as {endpoint.user}@{endpoint.where}/{endpoint.database}{reached}; {installed}"
 
 
 def wait_ready(endpoint: Endpoint, policy: WaitPolicy, alive: Callable[[], None]) -> tuple[str, int]:
@@ -53,12 +55,14 @@ def wait_ready(endpoint: Endpoint, policy: WaitPolicy, alive: Callable[[], None]
     try:
         return retry_call(lambda: check_ready(endpoint), policy, alive)
     except psycopg.Error as exc:
-        reason = redact(first_line(exc), [endpoint.password])
-        where = f"{endpoint.user}@{endpoint.host}:{endpoint.port}/{endpoint.database}"
+        reason = redact(failures(exc) if endpoint.more_hosts else first_line(exc), [endpoint.password])
+        where = f"{endpoint.user}@{endpoint.where}/{endpoint.database}"
         raise DatabaseError(f"cannot connect as the app ({where}): {reason}", _hint(reason)) from None
 
 
 def _hint(reason: str) -> str:
+    if any(marker in reason for marker in STANDBY_ONLY_MESSAGES):
+        return "no host is a read-write server, only standbys answer: promote one, or check the DSN's hosts"
     if any(marker in reason for marker in TLS_MARKERS):
         return "check sslrootcert and the server's certificate; a TLS failure is never retried or weakened"
     return "check the stack's credentials and that PostgreSQL runs (`invoke status`, `invoke logs -c db`)"

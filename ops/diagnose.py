@@ -17,8 +17,11 @@ from typing import Any
 
 import psycopg
 
+from app.replication import LAG_DEGRADED_S as REPLICA_LAG_DEGRADED_S
+from app.replication import address
 from ops import api, orphans
 from ops.artifacts import redact_tree
+from ops.backends.base import Endpoint
 from ops.dbcheck import REQUIRED_EXTENSIONS, first_line, schema_revision
 from ops.procs import pid_alive, tail
 from ops.secrets import redact
@@ -278,6 +281,7 @@ def _probe_database(
         problems.append(f"the database is unreachable with the app's DSN ({facts['dsn']}): {facts['error']}")
         return
     facts["reachable"] = True
+    _guard(problems, "the servers", lambda: _servers(settings, endpoint, facts, problems))
     facts["extensions"] = {name: version for name, version in rows}
     missing = [name for name in REQUIRED_EXTENSIONS if name not in facts["extensions"]]
     if missing:
@@ -287,6 +291,33 @@ def _probe_database(
         problems.append(
             f"schema at {facts['schema'] or 'base'}, head is {facts['head']} (run `invoke migrate`)"
         )
+
+
+def _servers(settings: Settings, endpoint: Endpoint, facts: dict[str, Any], problems: list[str]) -> None:
+    """Which server the writes and the API's reads reach (host, port, primary or standby and its
+    lag); with several hosts, what each one is on its own."""
+    from ops.servers import each_host, failures, reach
+
+    reads = Endpoint.from_url(settings.read_database_url) if settings.read_database_url else endpoint
+    servers: dict[str, Any] = {}
+    for name, target in (("writes", endpoint.for_writes()), ("reads", reads)):
+        try:
+            servers[name] = reach(target, PROBE_TIMEOUT_S).as_dict()
+        except psycopg.Error as exc:
+            servers[name] = {"error": redact(failures(exc), [target.password])}
+            problems.append(f"the {name} reach no server ({target.masked_url()}): {servers[name]['error']}")
+    facts["servers"] = servers
+    lag = servers["reads"].get("lag_s")
+    if lag is not None and lag > REPLICA_LAG_DEGRADED_S:
+        bound = REPLICA_LAG_DEGRADED_S
+        problems.append(f"the API reads from a standby {lag:.1f} s behind (over {bound:g} s)")
+    if endpoint.more_hosts:
+        probes = each_host(endpoint, PROBE_TIMEOUT_S)
+        facts["hosts"] = [probe.as_dict() for probe in probes]
+        first, writes = probes[0], servers["writes"].get("server")
+        if writes and (first.server is None or first.server.standby):
+            where = address(first.host, first.port)
+            problems.append(f"the DSN's first host {where} is not the primary ({writes} is)")
 
 
 # --- Docker ------------------------------------------------------------------------------
@@ -450,6 +481,10 @@ def render(report: dict[str, Any]) -> str:
     lines.append(f"address    configured {db['configured'] or '-'}, actual {db['actual'] or '-'}{drift}")
     lines.append(f"database   {_database_line(db)}")
     lines.append(f"schema     {db['schema'] or '-'} (head {db['head'] or '-'})")
+    for name, server in (db.get("servers") or {}).items():
+        lines.append(f"{name:<10} {_server_line(server)}")
+    for number, host in enumerate(db.get("hosts") or [], start=1):
+        lines.append(f"host {number:<5} {_server_line(host)}")
     lines.append(f"api        {_api_line(api_facts)}")
     for name, facts in report["processes"].items():
         alive = "running" if facts["running"] else "not running"
@@ -490,6 +525,17 @@ def _database_line(db: dict[str, Any]) -> str:
     )
     tls = TlsFacts(**db["tls"]).describe() if db.get("tls") else "encryption unknown"
     return f"reachable as the app ({db['dsn']}), {tls}; PostgreSQL {db['server_version']}; {extensions}"
+
+
+def _server_line(server: dict[str, Any]) -> str:
+    """`127.0.0.1:5433 primary`, `... standby, lag 0.0 s (streaming)` or `... unreachable: why`."""
+    if server.get("role") is None:
+        where = f"{server['server']} " if server.get("server") else ""
+        return f"{where}unreachable: {server.get('error')}"
+    if server["role"] == "primary":
+        return f"{server['server']} primary"
+    lag = "lag unknown" if server.get("lag_s") is None else f"lag {server['lag_s']:.1f} s"
+    return f"{server['server']} standby, {lag} ({server.get('receiving') or 'not receiving'})"
 
 
 def _api_line(facts: dict[str, Any]) -> str:

@@ -1,10 +1,13 @@
 """DATABASE_URL in either libpq form, checked and normalised; every libpq parameter kept.
 
 Accepted: a URL (`postgresql://user:pw@host:5432/db?sslmode=verify-full&...`) or libpq's
-keyword/value form (`host=... dbname=... sslmode=...`). The result is one SQLAlchemy URL for
-the sync psycopg driver whose query holds every libpq parameter given (TLS modes and files,
-`sslnegotiation`, `target_session_attrs`, `options`, `application_name`, ...): those reach
-every connection the harness and the app make, and none is ever weakened or dropped.
+keyword/value form (`host=... dbname=... sslmode=...`), each with one host or libpq's several
+(`postgresql://u:pw@h1:5432,h2:5433/db?target_session_attrs=read-write`, `host=h1,h2 port=...`).
+The result is one SQLAlchemy URL for the sync psycopg driver whose query holds every libpq
+parameter given (TLS modes and files, `sslnegotiation`, `target_session_attrs`, `options`, ...):
+those reach every connection the harness and the app make, and none is ever weakened or dropped.
+Several hosts are written the way SQLAlchemy's psycopg dialect reads them, in the query:
+`postgresql+psycopg://u:pw@/db?host=h1,h2&port=5432,5433`.
 No I/O here: that files named by `sslrootcert` and kin exist is checked by `check_files`.
 """
 
@@ -32,9 +35,13 @@ SECRET_PARAMS = ("password", "sslpassword")
 _FIELDS = {"host": "host", "port": "port", "user": "username", "password": "password", "dbname": "database"}
 
 
+DEFAULT_PORT = 5432
+WRITE_ATTRS = ("read-write", "primary")  # target_session_attrs that already reach a writable server
+
+
 def normalise(value: str) -> str:
     """`value` as a postgresql+psycopg URL string with all its libpq parameters, or UsageError."""
-    url = _from_keywords(value) if _is_keyword_form(value) else _parse_url(value)
+    url = _from_keywords(value) if _is_keyword_form(value) else _parse_url(_hosts_to_query(value))
     backend, _, driver = url.drivername.partition("+")
     if backend not in ("postgresql", "postgres"):
         raise UsageError(f"DATABASE_URL scheme {url.drivername!r} is not PostgreSQL", EXAMPLE)
@@ -44,19 +51,91 @@ def normalise(value: str) -> str:
             "use postgresql:// or postgresql+psycopg://",
         )
     url = _fields_from_query(url)
-    if not url.host or not url.database:
-        raise UsageError("DATABASE_URL needs a host and a database name", EXAMPLE)
     try:
         url.port  # noqa: B018 - parsing the port validates it
     except ValueError:
         raise UsageError("DATABASE_URL has a malformed port", "use HOST:5432") from None
+    hosts_of(url)  # every host has a port that parses
+    if not (url.host or url.query.get("host")) or not url.database:
+        raise UsageError("DATABASE_URL needs a host and a database name", EXAMPLE)
     check_params(params_of(url))
     return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 
 def params_of(url: URL) -> dict[str, str]:
-    """The libpq parameters in the URL's query (a repeated one keeps its last value)."""
-    return {key: value if isinstance(value, str) else value[-1] for key, value in url.query.items()}
+    """The libpq parameters in the URL's query (a repeated one keeps its last value), without the
+    host and port lists of a multi-host URL (those are `hosts_of`)."""
+    multi = url.host is None and "host" in url.query
+    return {
+        key: value if isinstance(value, str) else value[-1]
+        for key, value in url.query.items()
+        if not (multi and key in ("host", "port"))
+    }
+
+
+def hosts_of(url: URL) -> tuple[tuple[str, int], ...]:
+    """Every (host, port) the URL names, in libpq's order of trying; UsageError for a bad port list."""
+    if url.host is not None or "host" not in url.query:
+        return ((url.host or "127.0.0.1", url.port or DEFAULT_PORT),)
+    hosts = _split(url.query["host"])
+    ports = _split(url.query.get("port", ""))
+    if len(ports) == 1:
+        ports = ports * len(hosts)  # one port for every host, as libpq reads it
+    if ports and len(ports) != len(hosts):
+        raise UsageError(
+            f"DATABASE_URL names {len(hosts)} hosts but {len(ports)} ports",
+            "give one port per host (h1:5432,h2:5433), or one for all",
+        )
+    return tuple((host, _port(port)) for host, port in zip(hosts, ports or [""] * len(hosts), strict=True))
+
+
+def writer_params(params: dict[str, str], multi_host: bool) -> dict[str, str]:
+    """The parameters for connections that write (migrations, the seed, ingest, grants): with several
+    hosts or a standby-seeking `target_session_attrs`, the read-write server is asked for."""
+    wanted = params.get("target_session_attrs")
+    if wanted in WRITE_ATTRS or (wanted is None and not multi_host):
+        return params
+    return {**params, "target_session_attrs": "read-write"}
+
+
+def _split(value: Any) -> list[str]:
+    joined = ",".join(value) if isinstance(value, (list, tuple)) else str(value)
+    return [part.strip() for part in joined.split(",")] if joined else []
+
+
+def _port(value: str) -> int:
+    if not value:
+        return DEFAULT_PORT
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise UsageError("DATABASE_URL has a malformed port", "use HOST:5432")
+    return int(value)
+
+
+def _hosts_to_query(value: str) -> str:
+    """libpq's several hosts in a URL's authority (`u:pw@h1:5432,h2:5433`) moved into its query
+    (`?host=h1,h2&port=5432,5433`), which SQLAlchemy can parse; any other URL unchanged."""
+    from urllib.parse import quote
+
+    scheme, sep, rest = value.partition("://")
+    authority, slash, tail = rest.partition("/")
+    userinfo, at, hostlist = authority.rpartition("@")
+    if not sep or "," not in hostlist:
+        return value
+    hosts, ports = [], []
+    for item in hostlist.split(","):
+        if item.startswith("["):  # [IPv6]:port
+            host, _, port = item[1:].partition("]")
+            port = port.removeprefix(":")
+        else:
+            host, _, port = item.partition(":")
+        if not host:
+            raise UsageError("DATABASE_URL has an empty host in its host list", "write h1:5432,h2:5433")
+        hosts.append(host)
+        ports.append(port or str(DEFAULT_PORT))
+    path, _, query = tail.partition("?")
+    listed = f"host={quote(','.join(hosts), safe=',:')}&port={','.join(ports)}"
+    query = f"{listed}&{query}" if query else listed
+    return f"{scheme}://{userinfo}{at}/{path}?{query}" if slash else f"{scheme}://{userinfo}{at}/?{query}"
 
 
 def check_params(params: dict[str, str]) -> None:
@@ -128,7 +207,10 @@ def _fields_from_query(url: URL) -> URL:
     """Move host, port, user, password and dbname from the query into the URL's own fields."""
     query = dict(url.query)
     moved: dict[str, Any] = {}
+    multi_host = "," in ",".join(_split(query.get("host", "")))
     for key, field in _FIELDS.items():
+        if multi_host and key in ("host", "port"):
+            continue  # several hosts stay in the query, as SQLAlchemy's dialect reads them
         value = query.get(key)
         if isinstance(value, str) and "," not in value and getattr(url, field) in (None, ""):
             moved[field] = query.pop(key)

@@ -53,9 +53,17 @@ def api_fingerprint(settings: Settings, stack: StackFile, state: StackState) -> 
         "api_host": settings.api_host,
         "api_port": settings.api_port if settings.api_port_fixed else None,
     }
+    if settings.read_database_url:  # a digest, not the URL itself: it holds a password
+        uses["read_database"] = _digest(settings.read_database_url)
     declaration = {"component": declared.model_dump(mode="json"), "settings": uses}
     previous = Fingerprint.from_record(state.api.fingerprint)
     return take(settings.project_dir, declaration, declared.sources, previous)
+
+
+def _digest(secret: str | None) -> str | None:
+    import hashlib
+
+    return hashlib.sha256(secret.encode()).hexdigest()[:16] if secret else None
 
 
 def make_plan(

@@ -56,6 +56,7 @@ class Settings(BaseModel):
     stack: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
     backend: Backend
     database_url: str | None = None
+    read_database_url: str | None = None  # where the API reads (a replica); writes use database_url
     db_host: str
     db_port: int = Field(ge=0, le=65535)
     db_name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -85,7 +86,7 @@ class Settings(BaseModel):
                 "must be an IP address: 127.0.0.1 (the default), or 0.0.0.0 to listen on every interface"
             ) from None
 
-    @field_validator("database_url")
+    @field_validator("database_url", "read_database_url")
     @classmethod
     def _sync_postgres_url(cls, value: str | None) -> str | None:
         return None if value in (None, "") else dsn.normalise(value)
@@ -118,14 +119,16 @@ def connect_host(listen: str) -> str:
 
 
 def env_overrides(env: Mapping[str, str]) -> dict[str, str]:
-    """Settings named in the environment: OPS_<NAME>, and DATABASE_URL for the external backend."""
+    """Settings named in the environment: OPS_<NAME>, and DATABASE_URL (the external backend) and
+    READ_DATABASE_URL (a replica the API reads from) as libpq tools name them."""
     found = {
         key[len(ENV_PREFIX) :].lower(): value
         for key, value in env.items()
         if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in _FIELD_NAMES
     }
-    if env.get("DATABASE_URL") and "database_url" not in found:
-        found["database_url"] = env["DATABASE_URL"]
+    for name in ("database_url", "read_database_url"):
+        if env.get(name.upper()) and name not in found:
+            found[name] = env[name.upper()]
     return found
 
 
@@ -158,7 +161,7 @@ def _describe(exc: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         return f"unknown setting {name!r}"
     value = first.get("input")
-    shown = "" if name == "database_url" else f" {value!r}"
+    shown = "" if name in ("database_url", "read_database_url") else f" {value!r}"
     message = re.sub(r"\s+", " ", first["msg"]).removeprefix("Value error, ")
     return f"invalid setting {name}{shown}: {message}"
 

@@ -307,7 +307,7 @@ def plan(settings: Settings, stack: StackFile | None = None) -> Plan:
     if state.db.backend or settings.backend != "auto":
         backend, _ = select_backend(settings, state)
     return make_plan(
-        settings, stack, state, backend, _schema_of(settings, state), recorded_endpoint(settings, state)
+        settings, stack, state, backend, _schema_of(settings, state), writer_endpoint(settings, state)
     )
 
 
@@ -319,7 +319,7 @@ def load_state_or_fresh_readonly(settings: Settings) -> StackState:
 
 
 def _plan(run: Session, stack: StackFile, backend: DatabaseBackend) -> Plan:
-    endpoint = recorded_endpoint(run.settings, run.state)
+    endpoint = writer_endpoint(run.settings, run.state)
     schema = _schema_of(run.settings, run.state)
     return make_plan(run.settings, stack, run.state, backend, schema, endpoint, warm_api=run.warm_api)
 
@@ -376,7 +376,7 @@ def _db_steps(
         step.detail = f"{backend.name} ({why}): {started.detail}"
         if started.reused:
             step.skip(step.detail)
-    endpoint = started.endpoint
+    endpoint = started.endpoint.for_writes()  # migrations, grants and the seed need the read-write server
     branch.check()
     with ledger.step("db-ready") as step:
         step.detail, step.attempts = wait_ready(
@@ -530,7 +530,14 @@ def recorded_endpoint(settings: Settings, state: StackState) -> Endpoint | None:
         db.password,
         db.database or settings.db_name,
         dict(db.params),
+        tuple((host, int(port)) for host, port in db.more_hosts),
     )
+
+
+def writer_endpoint(settings: Settings, state: StackState) -> Endpoint | None:
+    """The recorded endpoint for connections that write (a multi-host DSN's read-write server)."""
+    endpoint = recorded_endpoint(settings, state)
+    return None if endpoint is None else endpoint.for_writes()
 
 
 def _db_status(settings: Settings, state: StackState) -> Component:
@@ -540,18 +547,35 @@ def _db_status(settings: Settings, state: StackState) -> Component:
     backend_name = state.db.backend or "none"
     if endpoint is None:
         return Component("db", False, "not started (run `invoke up`)", {"backend": backend_name})
-    where = f"{endpoint.host}:{endpoint.port}"
+    where = endpoint.where
     facts: dict[str, Any] = {"backend": backend_name, "host": endpoint.host, "port": endpoint.port}
+    writer = endpoint.for_writes()
     try:
-        revision = schema_revision(endpoint, timeout=2)
+        revision = schema_revision(writer, timeout=2)
+        primary = _primary_note(writer, facts) if endpoint.more_hosts else ""
     except psycopg.Error as exc:
-        reason = first_line(exc)
+        from ops.servers import failures
+
+        reason = failures(exc) if endpoint.more_hosts else first_line(exc)
         return Component("db", False, f"{backend_name} {where} unreachable: {reason}", facts)
     head = schema_head.head(settings.project_dir, state)
     facts.update(schema=revision, head=head)
     at_head = revision == head
     schema = f"schema {revision} (head)" if at_head else f"schema {revision}, head is {head}"
-    return Component("db", at_head, f"{backend_name} {where} ready, {schema}", facts)
+    return Component("db", at_head, f"{backend_name} {where} ready, {schema}{primary}", facts)
+
+
+def _primary_note(writer: Endpoint, facts: dict[str, Any]) -> str:
+    """For a multi-host DSN: which host is the primary, and a note when it is not the first one."""
+    from app.replication import address
+    from ops.servers import reach
+
+    primary = reach(writer)
+    facts["primary"] = primary.address
+    if (primary.host, primary.port) == writer.hosts[0]:
+        return f"; primary {primary.address}"
+    first = address(*writer.hosts[0])
+    return f"; primary {primary.address}, not the DSN's first host {first} (after a failover?)"
 
 
 def _api_status(settings: Settings, state: StackState) -> Component:
@@ -573,6 +597,7 @@ def migrate_stack(settings: Settings, revision: str, emit: Emit = print) -> str:
         endpoint = recorded_endpoint(settings, run.state)
         if endpoint is None:
             raise DatabaseError("the stack's database has never been started", "run `invoke up` first")
+        endpoint = endpoint.for_writes()
         backend, _ = select_backend(settings, run.state)
         from ops.migrate import migrate
 

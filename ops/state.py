@@ -45,6 +45,7 @@ class DbRecord(Record):
     password: str | None = None
     reader_password: str | None = None  # the API's read-only role (embedded and docker)
     params: dict[str, str] = Field(default_factory=dict)  # libpq parameters of an external DSN
+    more_hosts: list[tuple[str, int]] = Field(default_factory=list)  # a multi-host DSN's other hosts
     pid: int | None = None  # embedded: the postmaster
     data_dir: str | None = None
     container_id: str | None = None  # docker

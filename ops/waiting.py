@@ -38,7 +38,11 @@ TRANSIENT_MESSAGES = (
     "consuming input failed",
     "no connection to the server",
     "timeout expired",
+    # a standby where target_session_attrs asks for a primary: a promotion may be under way
+    "session is read-only",
+    "server is in hot standby mode",
 )
+STANDBY_ONLY_MESSAGES = TRANSIENT_MESSAGES[-2:]
 
 
 class NotReady(Exception):

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from ops.backends.base import DatabaseBackend, Endpoint, Started
-from ops.dsn import check_files, params_of
+from ops.dsn import check_files, hosts_of
 from ops.errors import UsageError
 from ops.settings import Settings
 from ops.state import DbRecord
@@ -38,16 +38,9 @@ class ExternalBackend(DatabaseBackend):
 
     def planned_endpoint(self) -> Endpoint:
         """The server is already there: its endpoint is the URL's (files checked first)."""
-        params = params_of(self.url)
-        check_files(params)
-        return Endpoint(
-            host=self.url.host or "127.0.0.1",
-            port=self.url.port or 5432,
-            user=self.url.username or "postgres",
-            password=self.url.password or "",
-            database=self.url.database or "postgres",
-            params=params,
-        )
+        endpoint = Endpoint.from_url(self.settings.database_url or "")
+        check_files(dict(endpoint.params))
+        return endpoint
 
     def start(self) -> Started:
         endpoint = self.planned_endpoint()
@@ -60,9 +53,11 @@ class ExternalBackend(DatabaseBackend):
             database=endpoint.database,
             password=endpoint.password,
             params=params,
+            more_hosts=list(endpoint.more_hosts),
         )
         tls = f", sslmode={params['sslmode']}" if "sslmode" in params else ""
-        detail = f"external server {endpoint.host}:{endpoint.port}{tls}"
+        servers = "servers" if endpoint.more_hosts else "server"
+        detail = f"external {servers} {endpoint.where}{tls}"
         return Started(endpoint, reused=True, detail=detail, record=self.record)
 
     def assert_alive(self) -> None:
@@ -78,4 +73,6 @@ class ExternalBackend(DatabaseBackend):
         return False
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "host": self.url.host, "port": self.url.port or 5432}
+        hosts = hosts_of(self.url)
+        (host, port), *_ = hosts
+        return {"backend": self.name, "host": host, "port": port, "hosts": [list(h) for h in hosts]}

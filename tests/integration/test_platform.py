@@ -58,7 +58,8 @@ def test_a_zombie_child_is_not_alive_and_is_reaped():
 def test_an_exit_code_survives_a_liveness_check_that_sees_the_exit(tmp_path):
     """`pid_alive` on a spawned child reaps it through its Popen: the code stays readable."""
     settings = stack_settings(tmp_path / "state")
-    pid = children.spawn(settings, "worker", [sys.executable, "-c", "raise SystemExit(3)"], {}, tmp_path / "w.log")
+    argv = [sys.executable, "-c", "raise SystemExit(3)"]
+    pid = children.spawn(settings, "worker", argv, {}, tmp_path / "w.log")
     wait_until(lambda: not pid_alive(pid))
     assert children.exit_code(pid) == 3
     assert children.stop(pid) is False

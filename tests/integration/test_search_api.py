@@ -19,9 +19,10 @@ ILIAD_1_1 = "urn:cts:greekLit:tlg0012.tlg001.perseus-grc2:1.1"
 
 def reset_app_caches() -> None:
     """Forget the app's settings and engine, closing the engine's pooled connections first."""
-    if db.get_engine.cache_info().currsize:
-        db.get_engine().dispose()
-    db.get_engine.cache_clear()
+    for cached in (db.get_read_engine, db.get_engine):
+        if cached.cache_info().currsize:
+            cached().dispose()
+        cached.cache_clear()
     config.get_settings.cache_clear()
 
 

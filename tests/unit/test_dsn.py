@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from ops.backends.base import Endpoint
-from ops.dsn import check_files, normalise, params_of
+from ops.dsn import check_files, hosts_of, normalise, params_of
 from ops.errors import UsageError
 from ops.secrets import MASK, mask_dsn, redact, stack_passwords
 
@@ -102,3 +102,95 @@ def test_every_form_of_the_password_is_masked():
 def test_a_key_passphrase_among_the_parameters_is_a_stack_secret():
     db = {"password": "owner-pw", "params": {"sslpassword": "key-pass", "sslmode": "verify-full"}}
     assert set(stack_passwords(db)) == {"owner-pw", "key-pass"}
+
+
+# --- several hosts (libpq's multi-host DSN) ----------------------------------------------------
+
+MULTI = (
+    "postgresql://u:p%40w@10.0.0.1:5432,10.0.0.2:5433/homer?target_session_attrs=read-write&sslmode=require"
+)
+
+
+def test_a_multi_host_url_keeps_every_host_in_order_and_every_parameter():
+    normalised = normalise(MULTI)
+    url = make_url(normalised)
+    assert url.host is None and url.password == "p@w"
+    assert hosts_of(url) == (("10.0.0.1", 5432), ("10.0.0.2", 5433))
+    assert params_of(url) == {"target_session_attrs": "read-write", "sslmode": "require"}
+    endpoint = Endpoint.from_url(normalised)
+    assert endpoint.hosts == (("10.0.0.1", 5432), ("10.0.0.2", 5433))
+    assert endpoint.where == "10.0.0.1:5432,10.0.0.2:5433"
+    kwargs = endpoint.connect_kwargs()
+    assert (kwargs["host"], kwargs["port"]) == ("10.0.0.1,10.0.0.2", "5432,5433")
+    assert kwargs["target_session_attrs"] == "read-write" and kwargs["sslmode"] == "require"
+    assert Endpoint.from_url(endpoint.url()) == endpoint  # the URL it hands the app reads back the same
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "host=10.0.0.1,10.0.0.2 port=5432,5433 dbname=homer user=u",
+        "postgresql://u@/homer?host=10.0.0.1,10.0.0.2&port=5432,5433",
+        "postgresql://u@10.0.0.1:5432,[::1]:5433/homer",
+    ],
+)
+def test_every_form_of_several_hosts_is_accepted(dsn):
+    hosts = hosts_of(make_url(normalise(dsn)))
+    assert len(hosts) == 2 and hosts[0] == ("10.0.0.1", 5432) and hosts[1][1] == 5433
+
+
+def test_one_port_for_several_hosts_applies_to_each():
+    assert hosts_of(make_url(normalise("host=a,b port=6000 dbname=d"))) == (("a", 6000), ("b", 6000))
+
+
+@pytest.mark.parametrize(
+    ("dsn", "message"),
+    [
+        ("postgresql://u@h1:5432,h2:x/db", "malformed port"),
+        ("postgresql://u@h1:5432,,h2/db", "empty host"),
+        ("host=h1,h2 port=1,2,3 dbname=d", "names 2 hosts but 3 ports"),
+    ],
+)
+def test_a_bad_host_list_is_one_usage_error(dsn, message):
+    with pytest.raises(UsageError, match=message) as info:
+        normalise(dsn)
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("given", "writes"),
+    [
+        (None, "read-write"),  # several hosts: writes need the primary
+        ("prefer-standby", "read-write"),
+        ("any", "read-write"),
+        ("primary", "primary"),  # already a writable server
+        ("read-write", "read-write"),
+    ],
+)
+def test_writes_ask_for_the_read_write_server(given, writes):
+    params = {"target_session_attrs": given} if given else {}
+    endpoint = Endpoint("h1", 5432, "u", "pw", "db", params, more_hosts=(("h2", 5433),))
+    assert endpoint.for_writes().params["target_session_attrs"] == writes
+    assert endpoint.for_writes().hosts == endpoint.hosts
+
+
+def test_a_single_plain_host_is_written_to_as_given():
+    endpoint = Endpoint("h1", 5432, "u", "pw", "db", {"sslmode": "require"})
+    assert endpoint.for_writes() is endpoint
+    standby_seeking = Endpoint("h1", 5432, "u", "pw", "db", {"target_session_attrs": "prefer-standby"})
+    assert standby_seeking.for_writes().params["target_session_attrs"] == "read-write"
+
+
+def test_each_hosts_error_is_named_in_one_line():
+    import psycopg
+
+    from ops.procs import free_port
+    from ops.servers import failures
+
+    ports = [free_port(), free_port()]
+    with pytest.raises(psycopg.OperationalError) as info:
+        psycopg.connect(
+            host="127.0.0.1,127.0.0.1", port=f"{ports[0]},{ports[1]}", dbname="d", connect_timeout=2
+        )
+    line = failures(info.value)
+    assert line == f"127.0.0.1:{ports[0]}: Connection refused; 127.0.0.1:{ports[1]}: Connection refused"
