@@ -2,8 +2,8 @@
 
 One query: `pg_is_in_recovery()`, and for a standby the seconds since the last replayed
 transaction, or 0 when it has replayed all it received (an idle primary sends nothing to replay,
-so a timestamp alone would show a growing lag that is not there), and its WAL receiver's status
-(`streaming`, or none when the standby has lost its primary).
+so a timestamp alone would show a growing lag that is not there), and whether its WAL receiver
+runs (it does not once the standby has lost its primary; its pid is what any role may see).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ SELECT pg_is_in_recovery(),
             WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0.0
             ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0.0)::float8
        END,
-       (SELECT status FROM pg_stat_wal_receiver LIMIT 1)
+       EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE pid IS NOT NULL)
 """
 
 
@@ -36,7 +36,7 @@ class ServerRole:
     port: int
     standby: bool
     lag_s: float | None  # a standby's replication lag; None on a primary
-    receiving: str | None = None  # a standby's WAL receiver status ("streaming"), None without one
+    receiving: bool | None = None  # a standby's WAL receiver runs; None on a primary
 
     @property
     def role(self) -> str:
@@ -47,11 +47,10 @@ class ServerRole:
         return address(self.host, self.port)
 
     def describe(self) -> str:
-        """`127.0.0.1:5433 primary`, or `... standby, lag 0.2 s (streaming)`."""
+        """`127.0.0.1:5433 primary`, or `... standby, lag 0.2 s, receiving`."""
         if not self.standby:
             return f"{self.address} primary"
-        lag = "lag unknown" if self.lag_s is None else f"lag {self.lag_s:.1f} s"
-        return f"{self.address} standby, {lag} ({self.receiving or 'not receiving'})"
+        return f"{self.address} standby, {standby_state(self.lag_s, self.receiving)}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,4 +65,10 @@ def role_of(row: Any, info: Any) -> ServerRole:
     """The role from ROLE_SQL's row and the psycopg connection's `info` (its host and port)."""
     standby, lag, receiving = row
     lag_s = None if lag is None else float(lag)
-    return ServerRole(info.host, int(info.port), bool(standby), lag_s, receiving)
+    return ServerRole(info.host, int(info.port), bool(standby), lag_s, bool(receiving) if standby else None)
+
+
+def standby_state(lag_s: float | None, receiving: bool | None) -> str:
+    """`lag 0.2 s, receiving`, or `..., not receiving (its primary is gone?)`."""
+    lag = "lag unknown" if lag_s is None else f"lag {lag_s:.1f} s"
+    return f"{lag}, {'receiving' if receiving else 'not receiving (its primary is gone?)'}"

@@ -32,6 +32,7 @@ def check_ready(endpoint: Endpoint, timeout: int = 2) -> str:
             "SELECT name, installed_version FROM pg_available_extensions WHERE name = ANY(%s)",
             (list(REQUIRED_EXTENSIONS),),
         ).fetchall()
+        reached = f" (reached {conn.info.host}:{conn.info.port})" if endpoint.more_hosts else ""
     found = {name: installed for name, installed in rows}
     missing = [name for name in REQUIRED_EXTENSIONS if name not in found]
     if missing:
@@ -40,7 +41,6 @@ def check_ready(endpoint: Endpoint, timeout: int = 2) -> str:
             "use an image with pgvector and pg_trgm (e.g. pgvector/pgvector:pg18)",
         )
     installed = ", ".join(f"{name} {found[name] or '(available)'}" for name in REQUIRED_EXTENSIONS)
-    reached = f" (reached {conn.info.host}:{conn.info.port})" if endpoint.more_hosts else ""
     return f"SELECT 1 ok as {endpoint.user}@{endpoint.where}/{endpoint.database}{reached}; {installed}"
 
 

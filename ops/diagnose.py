@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from app.replication import LAG_DEGRADED_S as REPLICA_LAG_DEGRADED_S
-from app.replication import address
+from app.replication import address, standby_state
 from ops import api, orphans
 from ops.artifacts import redact_tree
 from ops.backends.base import Endpoint
@@ -534,8 +534,7 @@ def _server_line(server: dict[str, Any]) -> str:
         return f"{where}unreachable: {server.get('error')}"
     if server["role"] == "primary":
         return f"{server['server']} primary"
-    lag = "lag unknown" if server.get("lag_s") is None else f"lag {server['lag_s']:.1f} s"
-    return f"{server['server']} standby, {lag} ({server.get('receiving') or 'not receiving'})"
+    return f"{server['server']} standby, {standby_state(server.get('lag_s'), server.get('receiving'))}"
 
 
 def _api_line(facts: dict[str, Any]) -> str:

@@ -31,7 +31,7 @@ from ops.procs import started_at
 
 CERTIFICATE = "noop.json"
 NOTHING_CHANGED = "up: nothing to do, as checked against the last `up`"
-ENV_PREFIXES = ("OPS_", "PG", "DOCKER_", "DATABASE_URL", "XDG_CACHE_HOME")
+ENV_PREFIXES = ("OPS_", "PG", "DOCKER_", "DATABASE_URL", "READ_DATABASE_URL", "XDG_CACHE_HOME")
 HARNESS_DIR = Path(__file__).resolve().parent
 
 

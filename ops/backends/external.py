@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from ops.backends.base import DatabaseBackend, Endpoint, Started
-from ops.dsn import check_files, hosts_of
+from ops.dsn import check_files
 from ops.errors import UsageError
 from ops.settings import Settings
 from ops.state import DbRecord
@@ -73,6 +73,12 @@ class ExternalBackend(DatabaseBackend):
         return False
 
     def describe(self) -> dict[str, Any]:
-        hosts = hosts_of(self.url)
-        (host, port), *_ = hosts
-        return {"backend": self.name, "host": host, "port": port, "hosts": [list(h) for h in hosts]}
+        endpoint = Endpoint.from_url(self.settings.database_url or "")
+        hosts = [list(host) for host in endpoint.hosts]
+        return {
+            "backend": self.name,
+            "host": endpoint.host,
+            "port": endpoint.port,
+            "hosts": hosts,
+            "where": endpoint.where,
+        }
