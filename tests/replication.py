@@ -33,7 +33,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -117,6 +117,7 @@ class ReplicatedPostgres:
         self.primary: Node | None = None
         self.standbys: list[Node] = []
         self.started_in = 0.0  # seconds `__enter__` took
+        self.timings: dict[str, float] = {}  # seconds per step of `__enter__`: initdb, primary, standby1, ...
         self.initdb_detail = ""  # how the primary's cluster was made (template copy or initdb)
         self._standby_count = standbys
         self._runner: Account | None = None
@@ -212,15 +213,25 @@ class ReplicatedPostgres:
             allow_traverse(self.root)
             allow_traverse(self._bin)
         primary = self._new_node("primary")
-        self.initdb_detail = initdb_cache.initialise(
-            primary.data_dir, self._bin, self._runner, INITDB_ARGS, self._run_timed
-        )
-        self._configure(primary)
-        self.primary = self._start(primary)
-        self._provision(self.primary)
+        with self._step("initdb"):
+            self.initdb_detail = initdb_cache.initialise(
+                primary.data_dir, self._bin, self._runner, INITDB_ARGS, self._run_timed
+            )
+        with self._step("primary"):
+            self._configure(primary)
+            self.primary = self._start(primary)
+            self._provision(self.primary)
         for number in range(1, self._standby_count + 1):
-            self.standbys.append(self._clone(self.primary, f"standby{number}"))
-        self._wait_streaming()
+            with self._step(f"standby{number}"):
+                self.standbys.append(self._clone(self.primary, f"standby{number}"))
+        with self._step("streaming"):
+            self._wait_streaming()
+
+    @contextlib.contextmanager
+    def _step(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        yield
+        self.timings[name] = round(time.perf_counter() - began, 3)
 
     def _new_node(self, name: str) -> Node:
         node = Node(name, HOST, 0, self.root / name, self.root / f"{name}.log")
