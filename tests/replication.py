@@ -389,8 +389,13 @@ class ReplicatedPostgres:
                 postmaster.wait(timeout=STOP_TIMEOUT_S)
 
     def _teardown(self, keep_data: bool) -> None:
+        """Stop every node (each one even if stopping another failed), then tidy up."""
+        errors: list[Exception] = []
         for node in [*self.nodes, *self._unlisted()]:
-            self._stop(node)
+            try:
+                self._stop(node)
+            except Exception as error:
+                errors.append(error)
         if self._socket_dir is not None:
             shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
@@ -398,6 +403,8 @@ class ReplicatedPostgres:
             for node in self.nodes:
                 shutil.rmtree(node.data_dir, ignore_errors=True)
         self.primary, self.standbys = None, []
+        if errors:
+            raise errors[0]
 
     def _unlisted(self) -> list[Node]:
         """Nodes whose postmaster was launched but never became ready (a failed start)."""

@@ -19,6 +19,7 @@ and with every host down each entry reads `... port P failed: Connection refused
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import pytest
 from ops.migrate import head_revision, migrate
 from ops.procs import free_port, pid_alive
 from tests.helpers import PROJECT_DIR
-from tests.replication import HOST, Node, ReplicatedPostgres
+from tests.replication import HOST, Node, ReplicatedPostgres, ReplicationError
 
 READ_WRITE = "read-write"
 
@@ -69,6 +70,26 @@ def test_the_standbys_stream_are_in_recovery_and_refuse_writes(pair: ReplicatedP
             assert server(conn) == (standby.port, True)
             with pytest.raises(psycopg.errors.ReadOnlySqlTransaction, match="read-only transaction"):
                 conn.execute("CREATE TABLE refused (id int)")
+
+
+def test_wait_replayed_is_bounded_and_shows_the_standby_log(pair: ReplicatedPostgres) -> None:
+    assert pair.primary is not None
+    paused = pair.standbys[-1]
+    with pair.connect(paused, superuser=True) as standby:
+        standby.execute("SELECT pg_wal_replay_pause()")
+        try:
+            with pair.connect(pair.primary) as conn:
+                conn.execute("CREATE TABLE while_paused (id int)")
+            began = time.monotonic()
+            with pytest.raises(ReplicationError) as caught:
+                pair.wait_replayed(timeout=0.3)
+            assert time.monotonic() - began < 3
+        finally:
+            standby.execute("SELECT pg_wal_replay_resume()")
+    message = str(caught.value)
+    assert message.startswith(f"{paused.name} on {HOST}:{paused.port}: did not replay up to ")
+    assert f"--- {paused.log_path} ---" in message and "started streaming WAL" in message
+    pair.wait_replayed()
 
 
 def test_read_write_reaches_the_primary_whatever_the_host_order(pair: ReplicatedPostgres) -> None:
