@@ -16,8 +16,9 @@ needs no access to the cache and no home directory is opened up for it.
 
 Every cluster copied from one template shares its system identifier (`pg_controldata`'s
 "Database system identifier"). That is harmless for independent clusters; only tools that
-tell clusters apart by it care (physical replication, pgBackRest-style backup catalogues),
-and the harness uses none of them between its clusters.
+tell clusters apart by it care (pgBackRest-style backup catalogues), and the harness uses none
+of them between its clusters. Physical replication needs the same identifier anyway: the test
+support's primary is a copy and its standbys are base backups of it (`tests/replication.py`).
 
 The key does not cover initdb's environment: `run` must give initdb the same one each time
 (the backend's `_run` sets LC_ALL and TZ; TZ ends up in postgresql.conf). Options whose effect

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ops.errors import MigrationError, UsageError
 from ops.secrets import redact
+from ops.servers import failures
 from ops.waiting import WaitPolicy, retry_call
 
 
@@ -91,7 +92,7 @@ def migrate(
     except CommandError as exc:
         raise MigrationError(f"alembic: {exc}", "see `alembic history` for valid revisions") from None
     except DBAPIError as exc:
-        message = redact(str(exc.orig or exc).strip().splitlines()[0])
+        message = redact(failures(exc.orig or exc))  # with several hosts: each host's error
         raise MigrationError(
             f"migration failed: {message}", f"see {log_file or 'the migration log'}"
         ) from None
