@@ -154,9 +154,14 @@ def restart(c, component=None, stack=None, state_dir=None):
 
 
 def _seeder(settings: Settings) -> Any:
-    from ops.ingest import seed_iliad_book_one
+    """The seed, imported only when it runs (psycopg and the app's ingest are not on `up`'s path)."""
 
-    return seed_iliad_book_one
+    def seed(endpoint: Any) -> str:
+        from ops.ingest import seed_iliad_book_one
+
+        return seed_iliad_book_one(endpoint)
+
+    return seed
 
 
 @task(

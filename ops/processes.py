@@ -16,8 +16,6 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import httpx
-
 from ops import children
 from ops.errors import ProcessFailed
 from ops.fingerprint import Fingerprint, take
@@ -109,6 +107,8 @@ def wait_ready(
                 return f"log line matched {ready.log!r}: {found.strip()[:80]}"
             raise NotReady("no matching log line yet")
         if ready.http is not None:
+            import httpx  # only for an http probe: not on every `up`'s path
+
             url = substitute(ready.http, values)
             try:
                 status = httpx.get(url, timeout=1.0, trust_env=False).status_code
