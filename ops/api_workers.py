@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ops.procs import live_children, pid_alive
+from ops.procs import live_children, pid_alive, rss_mb
 from ops.state import ProcessRecord
 
 
@@ -46,6 +46,12 @@ class Workers:
             return {}
         pids: list[int | None] = [*self.running, *([None] * (self.expected - len(self.running)))]
         return {f"api worker {n}": pid for n, pid in enumerate(pids[: self.expected], start=1)}
+
+
+def described(workers: Workers) -> dict[str, Any]:
+    """What `diagnose` reports of them: how many of how many, and each one's pid and RSS (MB)."""
+    pids = [{"pid": pid, "rss_mb": rss_mb(pid)} for pid in workers.running]
+    return {"expected": workers.expected, "running": len(workers.running), "pids": pids}
 
 
 def expected(record: ProcessRecord) -> int:
