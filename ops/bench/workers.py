@@ -1,4 +1,4 @@
-"""The workers section: search throughput at concurrency 16 with 1, 2 and 4 API workers, and each one's memory.
+"""The workers section: search throughput at concurrency 16 with 1, 2 and 4 API workers, and memory.
 
 The live stack's own `up` is run again with `api_workers` set, so the API is what a user gets for
 `workers = N` (plain uvicorn for one, the warm server's forked workers above), on the same port and
