@@ -7,9 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 
 import psutil
 import pytest
@@ -19,20 +16,11 @@ from ops.noop import NOTHING_CHANGED
 from ops.procs import pid_alive
 from ops.warm_server import available, read_events
 from tests.e2e.conftest import Project
+from tests.e2e.test_dev import DEADLINE_S, start_dev, wait_for
 from tests.faults.conftest import read_state
 from tests.helpers import step_lines
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not available(), reason="the warm server forks")]
-
-DEADLINE_S = 30
-
-
-def wait_for(what: str, check: Callable[[], object], timeout: float = DEADLINE_S) -> object:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return found
 
 
 def workers(project: Project) -> list[int]:
@@ -141,17 +129,7 @@ def test_dev_shows_the_workers_and_reloads_at_once_an_api_of_ups_short_of_one(pr
     project.env["OPS_API_WORKERS"] = "2"
     up(project)
     supervisor, before = read_state(project)["api"]["pid"], workers(project)
-    output = project.root.parent / "dev.out"
-    with open(output, "wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "dev"],
-            cwd=project.root,
-            env=project.env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    project.background.append(process)
+    process, output = start_dev(project)
     wait_for("the api row with its workers", lambda: "2/2 workers" in output.read_text())
 
     os.kill(before[0], signal.SIGKILL)
