@@ -108,7 +108,13 @@ def test_two_workers_degraded_by_a_kill_are_healed_on_the_same_port_and_all_stop
 def test_workers_from_the_environment_restart_as_up_made_them_and_one_is_plain_uvicorn_again(project):
     project.env["OPS_API_WORKERS"] = "3"
     up(project)
-    assert len(workers(project)) == 3
+    old, port = workers(project), read_state(project)["api"]["port"]
+    assert len(old) == 3
+    os.kill(read_state(project)["api"]["pid"], signal.SIGKILL)  # the supervisor: its workers are orphans
+    again = up(project)
+    assert "plan: api: start — not running" in again.stdout
+    assert read_state(project)["api"]["port"] == port and len(workers(project)) == 3
+    assert not any(pid_alive(pid) for pid in old)  # gone by themselves, or swept before the start
     restarted = project.invoke("restart", "api")
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     api = read_state(project)["api"]
