@@ -136,13 +136,20 @@ class ApiBranch:
                 # kept, but what the database's branch did (a migration, a new port) left it unhealthy
                 started = self._start(reload=False)
                 restarted = f"; restarted ({started}) after the database's steps left it unhealthy"
-            elif self.started is None and (short := api.workers(settings, run.state.api).shortfall()):
+            elif self.started is None and (short := self._short_of_workers()):
                 restarted = f"; {self._start()} ({short} since the plan was made)"  # a worker died since
             assert run.state.api.pid is not None, "api-start either found our healthy API or started one"
             health, step.attempts = api.wait_healthy(
                 settings, self.url, run.state.api, run.policy(settings.api_health_timeout)
             )
             step.detail = f"GET /health -> {health.status}{restarted}"
+
+    def _short_of_workers(self) -> str | None:
+        """`1 of 2 workers running` when a kept API of several workers lacks some, else None."""
+        record = self.run.state.api
+        if api.expected_workers(record) < 2:
+            return None
+        return api.workers(self.run.settings, record).shortfall()
 
     def _reloadable(self) -> Fingerprint | None:
         """The API's fingerprint now, if a warm server of ours can reload to it: on the same database,

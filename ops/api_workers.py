@@ -80,10 +80,10 @@ def serving(events: Iterable[Mapping[str, Any]]) -> set[int]:
 def census(record: ProcessRecord, events: Path) -> Workers:
     """The recorded API's workers now. The warm server's: the serving pids of its `events` that run
     as its children. Plain uvicorn's: itself, or (where fork does not exist) its `--workers` children."""
-    from ops.warm_server import read_events
-
     pid, wanted = record.pid, expected(record)
     if record.server == "warm":
+        from ops.warm_server import read_events
+
         running = serving(read_events(events)[0]) & live_children(pid)
     elif wanted > 1:
         running = live_children(pid)
