@@ -26,6 +26,7 @@ STACK_FLAGS = {
     "stack": "stack name (default: homer); each stack has its own state, data and ports",
     "state_dir": "where the stack keeps state, data and logs (default: .ops)",
 }
+WORKERS_HELP = "API processes on one port (default: the stack file's `workers`, 1)"
 
 
 def _settings(c: Any, **flags: Any) -> Settings:
@@ -60,11 +61,14 @@ def _errors() -> Iterator[None]:
         "backend": "where PostgreSQL comes from: auto (default), embedded, docker or external",
         "api_port": "port for the API on 127.0.0.1 (default 8000)",
         "db_port": "port for embedded PostgreSQL (default: a free one, kept while free)",
+        "api_workers": WORKERS_HELP,
         "plan": "only print what `up` would do to each component and why; change nothing",
         **STACK_FLAGS,
     }
 )
-def up(c, backend=None, api_port=None, db_port=None, plan=False, stack=None, state_dir=None):
+def up(
+    c, backend=None, api_port=None, db_port=None, api_workers=None, plan=False, stack=None, state_dir=None
+):
     """Bring the stack in line with stack.toml and the code; a fast no-op when nothing changed."""
     from ops import noop
     from ops.layout import state_dir_of
@@ -73,6 +77,7 @@ def up(c, backend=None, api_port=None, db_port=None, plan=False, stack=None, sta
         "backend": backend,
         "api_port": api_port,
         "db_port": db_port,
+        "api_workers": api_workers,
         "stack": stack,
         "state_dir": state_dir,
     }
@@ -123,17 +128,21 @@ def _skip_final_collection() -> None:
         "down": "stop the stack when dev ends (default: leave it running, as `up` does)",
         "backend": "where PostgreSQL comes from: auto (default), embedded, docker or external",
         "api_port": "port for the API on 127.0.0.1 (default 8000)",
+        "api_workers": WORKERS_HELP,
         **STACK_FLAGS,
     },
     iterable=["component"],
 )
-def dev(c, component=None, down=False, backend=None, api_port=None, stack=None, state_dir=None):
+def dev(
+    c, component=None, down=False, backend=None, api_port=None, api_workers=None, stack=None, state_dir=None
+):
     """Bring the stack up, then watch: edits are served at once, crashes restarted; Ctrl-C leaves."""
     from ops.dev_view import make_view
     from ops.devloop import run_dev
 
     with _errors():
-        settings = _settings(c, backend=backend, api_port=api_port, stack=stack, state_dir=state_dir)
+        flags = {"backend": backend, "api_port": api_port, "api_workers": api_workers}
+        settings = _settings(c, stack=stack, state_dir=state_dir, **flags)
         with make_view(sys.stdout, set(component) if component else None) as view:
             run_dev(settings, view, stop_on_exit=down, seed=_seeder(settings))
 

@@ -8,15 +8,18 @@ code and the log's last lines, if the child dies first: nobody waits on the dead
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ops import children
+from ops.api_workers import Workers, census
+from ops.api_workers import expected as expected_workers
 from ops.errors import ApiError, PortInUse
 from ops.health import Health, probe
 from ops.procs import cmdline, cwd, free_port, pid_alive, port_free, port_holder, tail
 from ops.scope import mark_of
 from ops.settings import Settings
-from ops.state import StackState
+from ops.state import ProcessRecord, StackState
 from ops.waiting import NotReady, WaitPolicy, retry_call
 
 
@@ -79,27 +82,60 @@ def serves_warm(warm: bool) -> bool:
     return warm and warm_server.available()
 
 
-def start(settings: Settings, database_url: str, port: int, warm: bool = False) -> int:
+@dataclass(frozen=True)
+class Server:
+    """How the API is served: plain uvicorn, or the warm server forking `workers` children."""
+
+    warm: bool
+    workers: int = 1
+    restart: str | None = None  # the warm server's policy for a worker that exits
+
+
+def server_for(settings: Settings, warm: bool) -> Server:
+    """The server for `settings.api_workers`. Under `dev` (`warm`) the warm server, which forks a worker
+    that dies again. Under `up` with more than one worker the warm server too, with `--restart no`: the
+    harness heals (`up` reloads, `dev` at once), so a dead worker stays dead and is seen. Otherwise plain
+    uvicorn, as before workers; where fork does not exist, `uvicorn --workers N`."""
+    workers = settings.api_workers
+    if (warm or workers > 1) and serves_warm(True):
+        return Server(True, workers, "on-failure" if warm else "no")
+    return Server(False, workers)
+
+
+def ran_under_dev(record: ProcessRecord) -> bool:
+    """Whether the recorded API is a warm server started by `dev` (not by `up` for its workers)."""
+    return record.server == "warm" and record.restart != "no"
+
+
+def workers(settings: Settings, record: ProcessRecord) -> Workers:
+    """The recorded API's workers now (`ops.api_workers`)."""
+    return census(record, events_path(settings))
+
+
+def start(settings: Settings, database_url: str, port: int, server: Server) -> int:
     """Spawn the API on `port` in its own session, marked as this stack's API; return its pid.
 
-    Plain uvicorn, or with `warm` (invoke dev) the warm server, which keeps the libraries imported
-    and forks a fresh child per reload (falls back to uvicorn where fork does not exist)."""
+    Plain uvicorn, or the warm server (`server_for`), which keeps the libraries imported and forks its
+    workers from them, and a fresh generation per reload."""
     if not port_free(settings.api_host, port):
         raise PortInUse(
             f"port {settings.api_host}:{port} for the API is in use by {holder_of(port)}",
             "stop it, or choose another port with --api-port / OPS_API_PORT",
         )
-    if serves_warm(warm):
+    if server.warm:
         from ops import warm_server
 
         events = events_path(settings)
         events.unlink(missing_ok=True)
-        argv = warm_server.argv(settings.app, settings.api_host, port, events)
+        host, app = settings.api_host, settings.app
+        argv = warm_server.argv(app, host, port, events, server.workers, server.restart or "on-failure")
     else:
         argv = [
             sys.executable, "-m", "uvicorn", settings.app,
             "--host", settings.api_host, "--port", str(port),
         ]  # fmt: skip
+        if server.workers > 1:
+            argv += ["--workers", str(server.workers)]
     env = {"DATABASE_URL": database_url}
     if settings.read_database_url:
         env["READ_DATABASE_URL"] = settings.read_database_url
@@ -142,9 +178,14 @@ def reload(settings: Settings, pid: int, timeout: float) -> float:
     )
 
 
-def wait_healthy(settings: Settings, url: str, pid: int, policy: WaitPolicy) -> tuple[Health, int]:
-    """Poll /health until 200; fail at once if the child exits. Returns (health, attempts)."""
-    last = Health(None, "no answer yet")
+def wait_healthy(
+    settings: Settings, url: str, record: ProcessRecord, policy: WaitPolicy
+) -> tuple[Health, int]:
+    """Poll until /health is 200 and all the recorded API's workers serve; fail at once if it exits.
+    Returns (health, attempts)."""
+    pid = record.pid
+    assert pid is not None
+    last, running = Health(None, "no answer yet"), Workers(1, (), pid)
 
     def alive() -> None:
         code = exit_code(pid)
@@ -156,19 +197,27 @@ def wait_healthy(settings: Settings, url: str, pid: int, policy: WaitPolicy) -> 
             )
 
     def poll() -> Health:
-        nonlocal last
+        nonlocal last, running
         last = probe(url)
         if last.status != 200:
             raise NotReady(last.body)
+        if expected_workers(record) > 1:
+            running = workers(settings, record)
+            if not running.complete:
+                raise NotReady(running.shortfall())
         return last
 
     try:
         return retry_call(poll, policy, alive)
     except NotReady:
+        within = f"within {policy.timeout:.0f} s"
+        message = (
+            f"the API did not have {running.expected} workers serving {within} ({running.shortfall()})"
+            if last.status == 200
+            else f"/health did not answer 200 {within} (last: {last.status} {last.body})"
+        )
         raise ApiError(
-            f"/health did not answer 200 within {policy.timeout:.0f} s (last: {last.status} {last.body})",
-            f"see {log_path(settings)}",
-            evidence=tail(log_path(settings), settings.log_tail_lines),
+            message, f"see {log_path(settings)}", evidence=tail(log_path(settings), settings.log_tail_lines)
         ) from None
 
 

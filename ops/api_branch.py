@@ -136,12 +136,20 @@ class ApiBranch:
                 # kept, but what the database's branch did (a migration, a new port) left it unhealthy
                 started = self._start(reload=False)
                 restarted = f"; restarted ({started}) after the database's steps left it unhealthy"
-            pid = run.state.api.pid
-            assert pid is not None, "api-start either found our healthy API or started one"
+            elif self.started is None and (short := self._short_of_workers()):
+                restarted = f"; {self._start()} ({short} since the plan was made)"  # a worker died since
+            assert run.state.api.pid is not None, "api-start either found our healthy API or started one"
             health, step.attempts = api.wait_healthy(
-                settings, self.url, pid, run.policy(settings.api_health_timeout)
+                settings, self.url, run.state.api, run.policy(settings.api_health_timeout)
             )
             step.detail = f"GET /health -> {health.status}{restarted}"
+
+    def _short_of_workers(self) -> str | None:
+        """`1 of 2 workers running` when a kept API of several workers lacks some, else None."""
+        record = self.run.state.api
+        if api.expected_workers(record) < 2:
+            return None
+        return api.workers(self.run.settings, record).shortfall()
 
     def _reloadable(self) -> Fingerprint | None:
         """The API's fingerprint now, if a warm server of ours can reload to it: on the same database,
@@ -175,10 +183,12 @@ class ApiBranch:
         self._sweep()
         port = api.choose_port(settings, run.state.api.port)
         self.url = settings.api_url_on(port)
-        warm = api.serves_warm(run.warm_api)
-        self.started = pid = api.start(settings, self.api_endpoint(self._owner).url(), port, warm)
+        server = api.server_for(settings, run.warm_api)
+        self.started = pid = api.start(settings, self.api_endpoint(self._owner).url(), port, server)
         run.state.api = ProcessRecord(
-            server="warm" if warm else None,
+            server="warm" if server.warm else None,
+            workers=server.workers,
+            restart=server.restart,
             database=_address(self._owner),
             pid=pid,
             port=port,
@@ -187,10 +197,11 @@ class ApiBranch:
             started_at=self._now(),
             fingerprint=self._fingerprint().as_record(),
         )
+        what = f"uvicorn pid {pid}" if server.workers < 2 else f"{server.workers} workers under pid {pid}"
         if port != settings.api_port:
             run.emit(f"api: port {settings.api_port} is taken; using {port}, recorded in the state file")
-            return f"uvicorn pid {pid} on {self.url} (port {settings.api_port} is taken)"
-        return f"uvicorn pid {pid} on {self.url}"
+            return f"{what} on {self.url} (port {settings.api_port} is taken)"
+        return f"{what} on {self.url}"
 
     def api_endpoint(self, owner: Endpoint) -> Endpoint:
         """Where the API connects: the read-only role of a server the harness runs (its grants are

@@ -26,6 +26,7 @@ DEFAULT_WIDTH = prefix_width(("db", "api", "migrate", DEV))
 NOT_RUNNING = frozenset({"failed", "crashed", "stopped"})
 STATUS_STYLES = {
     "healthy": "green",
+    "degraded": "yellow",  # the API with some of its workers missing
     "starting": "yellow",
     "restarting": "yellow",
     "failed": "red",
@@ -41,7 +42,7 @@ class ComponentRow:
     """One component as the view shows it."""
 
     name: str
-    status: str  # starting, healthy, restarting, failed, stopped, crashed
+    status: str  # starting, healthy, degraded, restarting, failed, stopped, crashed
     address: str = ""  # "127.0.0.1:8000", or ""
     process: str = ""  # "pid 4242", or a container's name
     started_at: float | None = None  # unix seconds

@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ops import api, children, processes
+from ops.api_workers import Workers
 from ops.backends import DatabaseBackend, Endpoint
 from ops.backoff import Backoff
 from ops.dev_view import ComponentRow, View
@@ -50,6 +51,7 @@ class Live:
     note: str = ""
     backoff: Backoff = field(default_factory=Backoff)
     down_since: float | None = None  # seen down, waiting for its restart
+    short_since: float | None = None  # the API seen short of workers, waiting for its reload
 
 
 class DevLoop:
@@ -69,6 +71,7 @@ class DevLoop:
         self._reloading: list[str] | None = None  # the files a pending reload is for
         self._next_check = self._next_probe = 0.0
         self._backend: DatabaseBackend | None = None  # made once a stack exists; again after each converge
+        self.workers: Workers | None = None  # the API's, when it has several (counted at each check)
         self.targets: list[Target] = []  # what is watched: the fingerprints' inputs and the stack file
 
     # --- the loop ------------------------------------------------------------------------------
@@ -110,12 +113,13 @@ class DevLoop:
             return False
         self.view.alert("", None)
         self._reload_state()
+        self._count_workers()
         self._next_probe = 0.0
         for name in self._names():
             live = self._live(name)
             if live.status == "starting" and f"; {RESTARTING} in" in live.note:
                 live.note = f"restarted after a crash ({live.backoff.restarts} so far)"
-            live.status, live.down_since = "healthy", None
+            live.status, live.down_since, live.short_since = "healthy", None, None
         return True
 
     def on_changes(self, paths: list[str]) -> bool:
@@ -182,8 +186,10 @@ class DevLoop:
                 )
                 self._reloading = None
             elif kind == "child_exited":
-                live.backoff.restarts += 1
-                live.note = f"worker pid {event.get('pid')} exited ({event.get('code')}); restarting"
+                live.note = f"worker pid {event.get('pid')} exited ({event.get('code')})"
+                if self.state.api.restart != "no":  # else dev reloads the API (_heal_workers)
+                    live.backoff.restarts += 1
+                    live.note += "; restarting"
                 self.view.say(f"{name}: {live.note}")
             elif kind == "gave_up":
                 live.status, live.note = "failed", "crashed too often; the warm server gave up"
@@ -202,13 +208,15 @@ class DevLoop:
     def check_components(self) -> None:
         """Notice what died, show its log's tail, and converge again once its backoff is over."""
         self._reload_state()
-        due = []
+        due, short = [], None
         for name, alive, log, policy, code in self._liveness():
             live = self._live(name)
             if alive:
                 live.down_since = None
                 if live.status in ("crashed", "stopped", "starting"):
                     live.status = "healthy"
+                if name == self._api_name():
+                    short = self._heal_workers(name, live)
                 if name == self._api_name() and self._reloading is None and self._clock() >= self._next_probe:
                     self._next_probe = self._clock() + PROBE_EVERY_S
                     health = api.probe(api.recorded_url(self.settings, self.state), timeout=0.5)
@@ -236,7 +244,38 @@ class DevLoop:
                 due.append(name)
         if due:
             self.view.say(f"restarting {', '.join(due)}")
-            self.converge("restart of " + ", ".join(due))
+        if short is not None:
+            self.view.say(f"{self._api_name()}: {short}; reloading it")
+        if due or short is not None:
+            why = "; ".join(filter(None, ["restart of " + ", ".join(due) if due else "", short]))
+            if self.converge(why) and short is not None:
+                self._live(self._api_name()).note = f"reloaded after {short}"
+
+    def _heal_workers(self, name: str, live: Live) -> str | None:
+        """With several workers: count them for the view, `degraded` while some are missing. Returns the
+        shortfall when a reload is due here: a warm server `up` started (--restart no) forks none again
+        itself, so dev converges, which reloads it; after a backoff when that keeps failing."""
+        record = self.state.api
+        self._count_workers()
+        if self.workers is None or self.workers.complete:
+            live.short_since = None
+            if live.status == "degraded":
+                live.status = "healthy"
+            return None
+        short = self.workers.shortfall()
+        if live.status == "healthy":
+            live.status = "degraded"
+        if record.restart != "no" or self._reloading is not None:
+            return None  # the warm server forks it again itself, or a reload is under way
+        if live.short_since is None:
+            live.short_since = self._clock()
+            if live.backoff.crashed() is None:
+                live.note = f"{short}; healed too often, not reloaded again"
+                self.view.say(f"{name}: {live.note}")
+        if live.backoff.due():
+            live.backoff.restarting()
+            return short
+        return None
 
     def _liveness(self) -> list[tuple[str, bool, Path, str, int | None]]:
         """(name, alive, log, restart policy, exit code) of each running kind of component."""
@@ -279,6 +318,10 @@ class DevLoop:
         except OpsError:
             return None
 
+    def _count_workers(self) -> None:
+        record = self.state.api
+        self.workers = api.workers(self.settings, record) if api.expected_workers(record) > 1 else None
+
     # --- what the view shows -------------------------------------------------------------------
 
     def rows(self) -> list[ComponentRow]:
@@ -295,6 +338,8 @@ class DevLoop:
             elif kind == "asgi":
                 record = self.state.api
                 address, process, started = record.url or "", _pid(record.pid), _epoch(record.started_at)
+                if self.workers is not None and process:
+                    process += f", {self.workers.count()}"
             elif name in self.state.processes:
                 record = self.state.processes[name]
                 process, started = _pid(record.pid), _epoch(record.started_at)

@@ -20,10 +20,11 @@ import psycopg
 from app.replication import LAG_DEGRADED_S as REPLICA_LAG_DEGRADED_S
 from app.replication import address, standby_state
 from ops import api, orphans
+from ops.api_workers import described
 from ops.artifacts import redact_tree
 from ops.backends.base import Endpoint
 from ops.dbcheck import REQUIRED_EXTENSIONS, first_line, schema_revision
-from ops.procs import pid_alive, tail
+from ops.procs import pid_alive, rss_mb, tail
 from ops.secrets import redact
 from ops.settings import Settings
 from ops.state import StackState, StateProblem, StepRecord, load_state
@@ -369,13 +370,28 @@ def _api_facts(settings: Settings, state: StackState, problems: list[str]) -> di
         "health": None,
         "health_body": None,
         "log": str(api.log_path(settings)),
+        "rss_mb": None,
+        "workers": None,  # with several: {expected, running, pids: [{pid, rss_mb}]}; pid is the supervisor's
     }
     _guard(
         problems,
         "the API",
         lambda: _probe_api(settings, recorded.pid is not None or recorded.url is not None, facts, problems),
     )
+    _guard(problems, "the API's workers", lambda: _worker_facts(settings, state, facts, problems))
     return facts
+
+
+def _worker_facts(settings: Settings, state: StackState, facts: dict[str, Any], problems: list[str]) -> None:
+    """The API's RSS and, with several workers, each one's pid and RSS; fewer than declared is a problem."""
+    facts["rss_mb"] = rss_mb(state.api.pid) if facts["alive"] else None
+    if not facts["alive"] or api.expected_workers(state.api) < 2:
+        return
+    workers = api.workers(settings, state.api)
+    facts["workers"] = described(workers)
+    if not workers.complete:
+        where = f"supervisor pid {state.api.pid}"
+        problems.append(f"the API is degraded: {workers.shortfall()} ({where}); `invoke up` reloads it")
 
 
 def _probe_api(settings: Settings, recorded: bool, facts: dict[str, Any], problems: list[str]) -> None:
@@ -542,4 +558,11 @@ def _api_line(facts: dict[str, Any]) -> str:
         return f"not started ({facts['url']})"
     alive = "alive" if facts["alive"] else "not running"
     health = f"/health {facts['health']}" if facts["health"] is not None else "/health no answer"
-    return f"pid {facts['pid']} {alive}, {facts['url']} {health}"
+    workers = facts.get("workers")
+    line = f"{'supervisor ' if workers else ''}pid {facts['pid']} {alive}, {facts['url']} {health}"
+    if facts.get("rss_mb") is not None:
+        line += f", RSS {facts['rss_mb']} MB"
+    if workers:
+        each = ", ".join(f"pid {w['pid']} {w['rss_mb'] or '?'} MB" for w in workers["pids"]) or "none"
+        line += f"; {workers['running']}/{workers['expected']} workers: {each}"
+    return line

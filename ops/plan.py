@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ops import api
+from ops.api_workers import Workers, expected
 from ops.backends.base import DatabaseBackend, Endpoint
 from ops.fingerprint import Fingerprint, take, what_changed
 from ops.settings import Settings
@@ -18,6 +19,7 @@ from ops.stackfile import StackFile
 from ops.state import StackState
 
 KEEP, START, RESTART, APPLY, RUN, STOP = "keep", "start", "restart", "apply", "run", "stop"
+RELOAD = "reload"  # the warm server forks a new generation on the same socket (SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ def api_fingerprint(settings: Settings, stack: StackFile, state: StackState) -> 
     }
     if settings.read_database_url:  # a digest, not the URL itself: it holds a password
         uses["read_database"] = _digest(settings.read_database_url)
+    if settings.api_workers != 1:  # absent at one, so that an API started before workers is kept
+        uses["api_workers"] = settings.api_workers
     declaration = {"component": declared.model_dump(mode="json"), "settings": uses}
     previous = Fingerprint.from_record(state.api.fingerprint)
     return take(settings.project_dir, declaration, declared.sources, previous)
@@ -144,12 +148,25 @@ def _api_action(
         return Action(name, RESTART, f"{changed} since pid {pid} started")
     if api.serves_warm(warm) and state.api.server != "warm":
         return Action(name, RESTART, f"pid {pid} is plain uvicorn; dev serves the API warm, to reload fast")
+    if expected(state.api) > 1:
+        healing = degraded_action(name, api.workers(settings, state.api), state.api.server == "warm")
+        if healing is not None:
+            return healing
     health = api.probe(api.recorded_url(settings, state))
     if health.status == 200:
         return Action(name, KEEP, f"pid {pid} healthy on {state.api.url}")
     if not db_running:  # it answers again once the database is back (else api-health restarts it)
         return Action(name, KEEP, f"pid {pid}, healthy again once the database runs")
     return Action(name, RESTART, f"pid {pid} answers /health {health.status or 'nothing'}")
+
+
+def degraded_action(name: str, workers: Workers, warm: bool) -> Action | None:
+    """What heals an API with workers missing: the warm server forks a new generation of them on the
+    same socket (the old one retired once it is ready); plain uvicorn is restarted. None: all serve."""
+    short = workers.shortfall()
+    if short is None:
+        return None
+    return Action(name, RELOAD if warm else RESTART, short)
 
 
 def _process_action(name: str, settings: Settings, stack: StackFile, state: StackState) -> Action:

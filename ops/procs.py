@@ -79,6 +79,30 @@ def started_at(pid: int | None) -> float | None:
         return None
 
 
+def live_children(pid: int | None) -> set[int]:
+    """The pids of the direct children of `pid` that run (not zombies); empty if it does not run."""
+    proc = process(pid)
+    try:
+        kids = proc.children() if proc is not None else []
+    except (psutil.Error, OSError):
+        return set()
+    found = set()
+    for kid in kids:
+        with contextlib.suppress(psutil.Error, OSError):
+            if kid.status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+                found.add(kid.pid)
+    return found
+
+
+def rss_mb(pid: int | None) -> float | None:
+    """The resident memory of `pid` in MB (None if it does not run or may not be read)."""
+    proc = process(pid)
+    try:
+        return round(proc.memory_info().rss / 2**20, 1) if proc is not None else None
+    except (psutil.Error, OSError):
+        return None
+
+
 def cmdline(pid: int) -> str:
     """The process's command line as one string ('' if unknown)."""
     proc = process(pid)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ops import api
 from ops.backends import Endpoint, select_backend
 from ops.errors import UsageError
 from ops.settings import Settings
@@ -28,7 +29,7 @@ def restart(
         raise UsageError(f"unknown component {component!r}", f"choose one of {', '.join(stack.order)}")
     names = [component] if component else list(reversed(stack.order))  # dependents stop first
     with session(settings, "restart", emit) as run:
-        warm = run.state.api.server == "warm"
+        warm = api.ran_under_dev(run.state.api)  # an `up` of several workers comes back as `up` made it
         for name in names:
             kind = stack.components[name].kind
             with run.ledger.step(f"{name}-stop") as step:

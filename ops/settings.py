@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "api_host": "127.0.0.1",
     "api_port": None,  # DEFAULT_API_PORT, or a free port when another program holds it
     "app": "app.main:app",
+    "api_workers": 1,  # the stack file's `workers`, below invoke.yaml, OPS_API_WORKERS and --api-workers
     "seed": True,
     "db_ready_timeout": 30.0,
     "migrate_timeout": 30.0,
@@ -65,6 +66,7 @@ class Settings(BaseModel):
     api_port: int = Field(ge=0, le=65535)
     api_port_fixed: bool = False  # set by the user (invoke.yaml, env or flag): taken means exit 7
     app: str = Field(pattern=r"^[\w.]+:[\w.]+$")
+    api_workers: int = Field(ge=1, le=64)  # API processes on one port (ops.api.server_for)
     seed: bool
     db_ready_timeout: float = Field(ge=0)
     migrate_timeout: float = Field(ge=0)

@@ -144,6 +144,7 @@ def _what_runs(
     certifiable = not (run.settings.seed and seeds and stack.components[seeds[0][0]].when == "always")  # type: ignore[attr-defined]
     sources = tuple(sorted({source for target in targets(run.settings, stack) for source in target.sources}))
     pids: dict[str, int | None] = {"api": run.state.api.pid}
+    pids.update(api.workers(run.settings, run.state.api).certified())  # a dead worker voids it
     if run.state.db.backend == "embedded":
         pids["db"] = run.state.db.pid
     pids.update({name: record.pid for name, record in run.state.processes.items()})
@@ -588,6 +589,14 @@ def _api_status(settings: Settings, state: StackState) -> Component:
     facts["health"] = health.status
     healthy = health.status == 200
     answer = f"/health {health.status}" if health.status else f"/health no answer ({health.body})"
+    if api.expected_workers(state.api) > 1:  # healthy only with all of them serving
+        workers = api.workers(settings, state.api)
+        facts.update(workers=workers.expected, worker_pids=list(workers.running))
+        if not workers.complete:
+            pids = ", ".join(map(str, workers.running)) or "none"
+            where = f"supervisor pid {pid}, worker pids {pids}, {url} {answer}; `invoke up` heals it"
+            return Component("api", False, f"degraded: {workers.shortfall()} ({where})", facts)
+        answer += f", {workers.count()}"
     return Component("api", healthy, f"pid {pid} {url} {answer}", facts)
 
 

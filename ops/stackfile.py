@@ -88,7 +88,13 @@ class Asgi(Component):
     kind: Literal["asgi"]
     app: str = Field(pattern=r"^[\w.]+:[\w.]+$", description="module:attribute of the ASGI app")
     health: str = Field(default="/health", pattern=r"^/", description="GET path that answers 200 when ready")
-    workers: int = Field(default=1, ge=1, le=64)
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API processes on one port: above 1, the warm server forks them from one listening "
+        "socket (a machine may override it: OPS_API_WORKERS)",
+    )
     env: dict[str, str] = Field(default_factory=dict, description="extra environment for the app")
 
 
@@ -189,6 +195,7 @@ class StackFile(RootModel[dict[Annotated[str, Field(pattern=NAME)], AnyComponent
         layer: dict[str, Any] = {"db_name": db.database, "db_user": db.role, "docker_image": db.image}
         for _, api in self.of_kind("asgi"):
             layer["app"] = api.app
+            layer["api_workers"] = api.workers
         seeds = self.of_kind("seed")
         layer["seed"] = bool(seeds) and seeds[0][1].when != "never"
         return layer

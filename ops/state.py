@@ -64,6 +64,8 @@ class ProcessRecord(Record):
     started_at: str | None = None
     server: str | None = None  # the API's: "warm" under ops.warm_server (invoke dev), else uvicorn
     database: str | None = None  # the API's: where its DATABASE_URL points (host:port/database)
+    workers: int | None = None  # the API's: how many processes serve (None: one, as before workers)
+    restart: str | None = None  # the warm server's restart policy for its workers (no under `up`)
 
 
 class StepRecord(Record):

@@ -38,6 +38,8 @@ def render(figures: dict[str, Any], plot: str | None = None) -> str:
         parts.append(_sql_ready(figures["docker_sql_ready"]))
     if "search" in figures:
         parts.append(_search(figures["search"]))
+    if "workers" in figures:
+        parts.append(_workers(figures["workers"]))
     if "ingest" in figures:
         parts.append(_ingest(figures["ingest"], figures.get("index_build", {})))
     if "scale" in figures:
@@ -154,6 +156,32 @@ def _search(search: dict[str, Any]) -> str:
             + table(["mode", "raw p50", "raw p99", "API/raw p50", "API/raw p99"], raw),
             "p50 by kind of query at concurrency 1 (ms):\n\n" + table(["mode", *kinds], by_kind),
         ]
+    )
+
+
+def _workers(section: dict[str, Any]) -> str:
+    rows = [
+        (
+            r["workers"],
+            r["requests"],
+            r["errors"],
+            r["throughput_rps"],
+            f"{r['speedup']}x" if r.get("speedup") is not None else None,
+            r["p50_ms"],
+            r["p99_ms"],
+            r["rss_per_worker_mb"],
+            r["pss_per_worker_mb"],
+            r["supervisor_rss_mb"],
+        )
+        for r in section["runs"]
+    ]
+    header = ["workers", "requests", "errors", "req/s", "vs 1", "p50 ms", "p99 ms"]
+    header += ["RSS/worker MB", "PSS/worker MB", "supervisor RSS MB"]
+    return (
+        f"### API workers ({section['mode']} search, concurrency {section['concurrency']}, whole Iliad)\n\n"
+        + table(header, rows)
+        + "\n\nOne worker is plain uvicorn; more are the warm server's forked workers on one port, whose "
+        + "RSS counts the pages they share with the supervisor in full (PSS splits them)."
     )
 
 

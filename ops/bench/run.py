@@ -28,6 +28,7 @@ from ops.bench.scale import scale_figures
 from ops.bench.sqlready import sql_ready_figures, why_not
 from ops.bench.stack import stack_figures
 from ops.bench.targets import evaluate
+from ops.bench.workers import CONCURRENCY, WORKER_COUNTS, worker_figures
 from ops.dbcheck import first_line
 from ops.errors import DatabaseError, OpsError, UsageError
 from ops.procs import free_port
@@ -45,6 +46,7 @@ class Options:
     repeats: int
     requests: int  # per search cell (mode x concurrency), and for raw SQL
     scale_requests: int  # per mode and data size
+    worker_requests: int  # per count of API workers, at concurrency 16
     deadline_s: float  # per cell
     factors: tuple[int, ...]
 
@@ -54,8 +56,8 @@ def options(quick: bool, repeats: str | int | None) -> Options:
     if repeats is not None and (not str(repeats).isdigit() or int(repeats) < 1):
         raise UsageError(f"--repeats must be a positive whole number, not {repeats!r}")
     if quick:
-        return Options(True, int(repeats or 1), 30, 30, 4.0, (1, 4))
-    return Options(False, int(repeats or 3), 300, 150, 30.0, (1, 4, 16))
+        return Options(True, int(repeats or 1), 30, 30, 160, 4.0, (1, 4))
+    return Options(False, int(repeats or 3), 300, 150, 960, 30.0, (1, 4, 16))
 
 
 def resolve_backend(choice: str) -> tuple[str, Any]:
@@ -138,6 +140,9 @@ def measure(
             "load": sampler.peak,
             "after_load": memory.snapshot(live.api_pid, live.postgres_pids),
         }
+        counts = "/".join(map(str, WORKER_COUNTS))
+        say(f"workers: {counts} API workers, {opts.worker_requests} searches at concurrency {CONCURRENCY}")
+        figures["workers"] = worker_figures(live.settings, _up_quietly, opts.worker_requests, opts.deadline_s)
         say(f"scale: {', '.join(f'{f}x' for f in opts.factors)} the Iliad")
         figures["scale"] = scale_figures(
             live.owner, live.api_url, opts.factors, opts.scale_requests, opts.deadline_s
@@ -197,6 +202,7 @@ class LiveStack:
     owner: Endpoint
     reader: Endpoint
     postgres_pids: memory.PidsOf
+    settings: Settings
 
 
 @contextmanager
@@ -224,7 +230,7 @@ def live_stack(project: Path, backend: str, image: str | None, client: Any, say:
             pids = memory.container_pids(container)
         else:
             pids = memory.postmaster_and_children(int(db.pid or 0))
-        yield LiveStack(result.api_url, api_pid, result.endpoint, reader, pids)
+        yield LiveStack(result.api_url, api_pid, result.endpoint, reader, pids, settings)
     finally:
         with sigint_held():
             try:
@@ -236,6 +242,10 @@ def live_stack(project: Path, backend: str, image: str | None, client: Any, say:
 
 def _quiet(_line: str) -> None:
     pass
+
+
+def _up_quietly(settings: Settings) -> str:
+    return ops_stack.up(settings, emit=_quiet).api_url
 
 
 def write_outputs(project: Path, figures: dict[str, Any]) -> Outcome:

@@ -60,6 +60,17 @@ def test_bench_quick_measures_every_section_and_updates_the_docs(project):
     assert _positive(dev["worker_crash_to_healthy_s"]) and _positive(dev["server_crash_to_healthy_s"])
     assert "### `invoke dev` (seconds)" in result.stdout
 
+    workers = figures["workers"]
+    assert (workers["mode"], workers["concurrency"]) == ("text", 16)
+    assert [run["workers"] for run in workers["runs"]] == [1, 2, 4]
+    for run in workers["runs"]:
+        assert run["errors"] == 0 and run["running"] == run["workers"], run
+        assert all(
+            _positive(run[key]) for key in ("throughput_rps", "rss_per_worker_mb", "pss_per_worker_mb")
+        )
+        assert (run["supervisor_rss_mb"] is None) == (run["workers"] == 1), run
+    assert "### API workers" in result.stdout
+
     for moment in ("idle", "load"):
         assert all(_positive(value) for value in figures["memory"][moment].values()), figures["memory"]
 

@@ -320,6 +320,26 @@ def test_restart_no_exits_when_the_last_child_is_gone(tmp_path, start):
     assert not warm.events("restarted")
 
 
+def test_restart_no_with_two_workers_leaves_one_serving_until_a_sighup_forks_two_anew(tmp_path, start):
+    """What `up` runs for `workers = 2`: a killed worker stays dead (the harness heals), the other serves,
+    and SIGHUP forks a whole generation on the same socket; the events say which pids serve."""
+    from ops.api_workers import serving
+
+    write_app(tmp_path, 1)
+    warm = start("--workers", "2", "--restart", "no")
+    first = warm.wait_for("ready")["pids"]
+    os.kill(first[0], signal.SIGKILL)
+    assert warm.wait_for("child_exited")["pid"] == first[0]
+    assert serving(warm.events()) == {first[1]}
+    assert warm.serves(1)["pid"] == first[1]
+    warm.signal(signal.SIGHUP)
+    second = warm.wait_for("reloaded")["pids"]
+    assert len(second) == 2 and not set(second) & set(first)
+    assert warm.wait_for("retired")["pids"] == [first[1]]
+    assert serving(warm.events()) == set(second) == warm.child_pids()
+    assert not warm.events("restarted") and warm.proc.poll() is None
+
+
 def test_sigterm_stops_the_parent_and_all_its_children(tmp_path, start):
     write_app(tmp_path, 1)
     warm = start("--workers", "2")

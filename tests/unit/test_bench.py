@@ -173,6 +173,26 @@ def test_the_markdown_has_every_section_and_a_note_only_where_a_target_is_missed
     assert "![latency" in text and "(bench-latency.png)" in text
 
 
+def test_the_workers_section_has_a_row_per_count_with_throughput_and_memory_per_worker():
+    run = {"requests": 160, "errors": 0, "p50_ms": 40.0, "p99_ms": 90.0, "pss_per_worker_mb": 30.0}
+    figures = _full_figures()
+    figures["workers"] = {
+        "mode": "text",
+        "concurrency": 16,
+        "runs": [
+            {**run, "workers": 1, "throughput_rps": 100.0, "speedup": 1.0, "rss_per_worker_mb": 86.0,
+             "supervisor_rss_mb": None},
+            {**run, "workers": 2, "throughput_rps": 150.0, "speedup": 1.5, "rss_per_worker_mb": 75.5,
+             "supervisor_rss_mb": 78.7},
+        ],
+    }  # fmt: skip
+    text = report.render(figures)
+    assert "### API workers (text search, concurrency 16, whole Iliad)" in text
+    assert "| 1 | 160 | 0 | 100 | 1.0x | 40 | 90 | 86 | 30 | — |" in text
+    assert "| 2 | 160 | 0 | 150 | 1.5x | 40 | 90 | 75.5 | 30 | 78.7 |" in text
+    assert "### API workers" not in report.render(_full_figures())  # a run without the section
+
+
 def test_the_generated_block_is_replaced_between_the_markers_and_the_rest_kept():
     document = f"# Benchmarks\n\nMethod.\n\n{report.BEGIN}\nold table\n{report.END}\n\n## Analysis\n\nKept.\n"
     once = report.replace_block(document, "new table\n")
@@ -213,6 +233,7 @@ def test_quick_is_bounded_and_lighter_than_the_full_run():
     quick, full = options(True, None), options(False, None)
     assert (quick.repeats, quick.factors) == (1, (1, 4)) and (full.repeats, full.factors) == (3, (1, 4, 16))
     assert quick.requests < full.requests and quick.deadline_s < full.deadline_s
+    assert quick.worker_requests < full.worker_requests
     assert options(True, "2").repeats == 2
 
 
