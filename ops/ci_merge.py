@@ -3,9 +3,10 @@
 Each `invoke ci --shard K/N` leaves `steps-KofN.json` (its ledger, with `"shard": "K/N"`) and,
 when its tests ran, `junit-KofN.xml` beside it (ops.shards names them). The merge finds them
 anywhere under a folder (each shard's artifact in a folder of its own, or all in one), checks
-that the shards are whole — 1 to N of one N, each once — and that no test ran in two of them,
-writes `junit.xml` and `summary.md` and appends the summary to $GITHUB_STEP_SUMMARY. A failed
-or missing shard, or a test run twice, then fails the merge (exit 1).
+that the shards are whole — 1 to N of one N, each once — writes `junit.xml` and `summary.md`
+and appends the summary to $GITHUB_STEP_SUMMARY. A failed or missing shard then fails the merge
+(exit 1). That no test ran twice is pytest-split's to keep (tests/unit/test_shard_split.py):
+JUnit XML cannot tell, since some items share a test id (schemathesis's, one per operation).
 """
 
 from __future__ import annotations
@@ -84,9 +85,6 @@ def merge(folder: Path) -> Merged:
         for run in runs
         if not run.passed
     ]
-    twice = run_twice(runs)
-    if twice:
-        problems.append(f"{len(twice)} tests ran in more than one shard, e.g. {twice[0]}")
     merged = junit.merge((run.name, run.junit) for run in runs if run.junit is not None)
     return Merged(runs, merged, problems, summary_markdown(runs, merged, problems))
 
@@ -122,12 +120,6 @@ def completeness(runs: list[ShardRun]) -> list[str]:
     total = splits[0]
     missing = [f"shard {k}/{total} has no artifacts" for k in range(1, total + 1) if not seen[k]]
     return missing + [f"shard {k}/{total} appears {n} times" for k, n in sorted(seen.items()) if n > 1]
-
-
-def run_twice(runs: list[ShardRun]) -> list[str]:
-    """The test ids found in the JUnit XML of more than one run."""
-    seen = Counter(case for run in runs if run.junit is not None for case in set(junit.case_ids(run.junit)))
-    return sorted(case for case, count in seen.items() if count > 1)
 
 
 def summary_markdown(runs: list[ShardRun], merged: ElementTree.Element, problems: list[str]) -> str:

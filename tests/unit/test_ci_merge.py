@@ -101,14 +101,6 @@ def test_a_failed_and_a_missing_shard_fail_the_merge_after_it_wrote_everything(t
     assert junit.totals(junit.read(tmp_path / "merged" / "junit.xml")).failures == 1
 
 
-def test_a_test_run_by_two_shards_is_a_problem(tmp_path):
-    write_shard(tmp_path / "a", Shard(1, 2), SHARD_CASES[1])
-    write_shard(tmp_path / "b", Shard(2, 2), {**SHARD_CASES[2], "tests.unit.test_a::test_one": "pass"})
-    assert merge(tmp_path).problems == [
-        "1 tests ran in more than one shard, e.g. tests.unit.test_a::test_one"
-    ]
-
-
 def test_shards_of_different_splits_or_twice_the_same_are_not_one_run(tmp_path):
     write_shard(tmp_path / "mixed" / "a", Shard(1, 2), SHARD_CASES[1])
     write_shard(tmp_path / "mixed" / "b", Shard(2, 3), SHARD_CASES[2])
