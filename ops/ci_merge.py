@@ -31,19 +31,23 @@ FAILED_SHOWN = 30  # failed tests listed in the summary
 
 @dataclass(frozen=True)
 class ShardRun:
-    """One shard's artifacts: its ledger and its JUnit XML (None when its tests did not run)."""
+    """One shard's artifacts: what its ledger (steps-KofN.json) says, and its JUnit XML."""
 
     shard: Shard | None  # None: a run without --shard
-    ledger: dict[str, Any]
-    junit: ElementTree.Element | None
+    stack: str
+    passed: bool
+    failed_step: str | None
+    exit_code: int
+    steps: list[dict[str, Any]]
+    junit: ElementTree.Element | None  # None when its tests did not run
 
     @property
     def name(self) -> str:
         return f"shard {self.shard}" if self.shard else "unsharded run"
 
     @property
-    def passed(self) -> bool:
-        return self.ledger.get("result") == "passed"
+    def outcome(self) -> str:
+        return "passed" if self.passed else f"**failed** at `{self.failed_step}`"
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ def merge(folder: Path) -> Merged:
         raise UsageError(f"{folder} is not a folder", "give the folder the shards' artifacts were put in")
     runs, problems = find_runs(folder)
     problems += completeness(runs) + [
-        f"{run.name} failed at step `{run.ledger.get('failed_step')}` (exit {run.ledger.get('exit_code')})"
+        f"{run.name} failed at step `{run.failed_step}` (exit {run.exit_code})"
         for run in runs
         if not run.passed
     ]
@@ -96,17 +100,28 @@ def find_runs(folder: Path) -> tuple[list[ShardRun], list[str]]:
         if not LEDGER.fullmatch(path.name):
             continue
         try:
-            ledger = json.loads(path.read_text(encoding="utf-8"))
-            shard = shards.parse(ledger["shard"]) if ledger.get("shard") else None
-        except (OSError, ValueError, TypeError, KeyError, UsageError) as exc:
+            runs.append(read_run(path))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError, UsageError) as exc:
             problems.append(f"{path.relative_to(folder)} cannot be read ({type(exc).__name__})")
-            continue
-        junit_xml = path.parent / shards.artifact_name("junit.xml", shard)
-        runs.append(ShardRun(shard, ledger, junit.read(junit_xml)))
     if not runs and not problems:
         problems.append(f"no steps.json or steps-KofN.json under {folder}")
     runs.sort(key=lambda run: (run.shard.total, run.shard.index) if run.shard else (0, 0))
     return runs, problems
+
+
+def read_run(ledger_path: Path) -> ShardRun:
+    """A shard's run from its ledger and the JUnit XML beside it (a bad ledger raises)."""
+    ledger = json.loads(ledger_path.read_text(encoding="utf-8"))
+    shard = shards.parse(ledger["shard"]) if ledger.get("shard") else None
+    return ShardRun(
+        shard=shard,
+        stack=str(ledger["stack"]),
+        passed=ledger["result"] == "passed",
+        failed_step=ledger.get("failed_step"),
+        exit_code=int(ledger["exit_code"]),
+        steps=list(ledger["steps"]),
+        junit=junit.read(ledger_path.parent / shards.artifact_name("junit.xml", shard)),
+    )
 
 
 def completeness(runs: list[ShardRun]) -> list[str]:
@@ -134,23 +149,21 @@ def summary_markdown(runs: list[ShardRun], merged: ElementTree.Element, problems
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for run in runs:
-        counts = junit.totals(run.junit) if run.junit is not None else None
-        result = run.ledger.get("result", "unknown")
-        cells = [
-            str(run.shard or "—"),
-            result if run.passed else f"**{result}** at `{run.ledger.get('failed_step')}`",
-            f"`{run.ledger.get('stack', '?')}`",
-            *(_counts(counts) if counts else ["no JUnit XML", "", "", "", ""]),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
+        counts = (
+            _counts(junit.totals(run.junit)) if run.junit is not None else ["no JUnit XML", "", "", "", ""]
+        )
+        lines.append(
+            "| " + " | ".join([str(run.shard or "—"), run.outcome, f"`{run.stack}`", *counts]) + " |"
+        )
     lines.append("| **all** | | | " + " | ".join(_counts(whole)) + " |")
     failed = [(run, case) for run in runs if run.junit is not None for case in junit.failed_ids(run.junit)]
     if failed:
         lines += ["", f"Failed tests ({len(failed)}):", ""]
         lines += [f"- `{report.cell(case)}` ({run.name})" for run, case in failed[:FAILED_SHOWN]]
+        lines += [f"- … and {len(failed) - FAILED_SHOWN} more"] if len(failed) > FAILED_SHOWN else []
     for run in runs:
-        lines += ["", f"### {run.name} — `{run.ledger.get('stack', '?')}`", ""]
-        lines.append(report.summary_table(run.ledger.get("steps", [])).rstrip())
+        lines += ["", f"### {run.name} — `{run.stack}`", ""]
+        lines.append(report.summary_table(run.steps).rstrip())
     return "\n".join(lines) + "\n"
 
 

@@ -119,6 +119,10 @@ def test_nothing_to_merge_or_an_unreadable_ledger_is_said(tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "steps-1of1.json").write_text("{not json")
     assert merge(tmp_path / "bad").problems == ["steps-1of1.json cannot be read (JSONDecodeError)"]
+    (tmp_path / "bad" / "steps-1of1.json").write_text('{"shard": "2/1", "stack": "ci-x"}')
+    assert merge(tmp_path / "bad").problems == ["steps-1of1.json cannot be read (UsageError)"]
+    (tmp_path / "bad" / "steps-1of1.json").write_text("[]")
+    assert merge(tmp_path / "bad").problems == ["steps-1of1.json cannot be read (AttributeError)"]
     with pytest.raises(UsageError, match="is not a folder"):
         merge(tmp_path / "nope")
 
