@@ -346,6 +346,7 @@ def ci_merge(c, folder, out="artifacts/merged"):
 
 
 def _absolute(path: str) -> Path:
+    """`path`, relative to the project unless absolute (as `ci --artifacts` is)."""
     given = Path(path)
     return given if given.is_absolute() else PROJECT_DIR / given
 
