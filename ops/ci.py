@@ -6,7 +6,8 @@ after a failure or Ctrl-C — `teardown` (`down --volumes`) and `collect` (the a
 redacted). Logs are copied after the
 teardown so that they hold the shutdown too; steps.json and summary.md are written last,
 so that they hold every step, `collect` included. The run fails with the exit code of its
-first failing step (Ctrl-C: 130).
+first failing step (Ctrl-C: 130). With a shard (`--shard K/N`, see ops.shards) the tests are
+pytest-split's K-th group, and the stack and every artifact carry `KofN` in their names.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,12 +27,13 @@ from typing import Any
 
 import httpx
 
-from ops import report, stack
+from ops import junit, report, shards, stack
 from ops.artifacts import ArtifactWriter, versions_text
 from ops.diagnose import diagnose, engine_version
 from ops.errors import ApiError, ArtifactsError, ChecksFailed, UsageError
 from ops.procs import free_port
 from ops.settings import Settings
+from ops.shards import Shard
 from ops.signals import signals_held, sigterm_as_interrupt
 from ops.state import StateProblem, load_state
 from ops.steps import FAIL, Ledger, Step
@@ -41,13 +42,17 @@ Emit = Callable[[str], None]
 SMOKE_QUERY = "μηνιν αειδε"
 SMOKE_URN = "urn:cts:greekLit:tlg0012.tlg001.perseus-grc2:1.1"
 CHILD_GRACE_S = 30
+STACK_NAME_MAX = 40
 LOGS = ("api", "db", "migrate")
+NO_TESTS_COLLECTED = 5  # pytest's exit code when it ran nothing (a shard may be empty)
 
 
 @dataclass(frozen=True)
 class CiOptions:
     tests: str | None  # a path for pytest, or None to skip the suite
     artifacts: Path
+    shard: Shard | None = None  # run only this shard of the tests
+    store_durations: bool = False  # record the tests' durations in .test_durations
 
 
 @dataclass(frozen=True)
@@ -57,29 +62,46 @@ class CiResult:
     steps: list[dict[str, Any]]
 
 
-def stack_name(env: Mapping[str, str]) -> str:
-    """A unique stack name: ci-<GitHub run id>-<attempt>-<random>, or ci-<random>."""
-    suffix = secrets.token_hex(3)
+def stack_name(env: Mapping[str, str], shard: Shard | None = None) -> str:
+    """A unique stack name: ci-<GitHub run id>-<attempt>-<random>, or ci-<random>; then -s<K>of<N>."""
+    suffix = secrets.token_hex(3) + (f"-s{shard.label}" if shard else "")
     run_id = "".join(ch for ch in env.get("GITHUB_RUN_ID", "") if ch.isalnum()).lower()[:20]
     if run_id:
         attempt = "".join(ch for ch in env.get("GITHUB_RUN_ATTEMPT", "1") if ch.isdigit())[:4] or "1"
-        return f"ci-{run_id}-{attempt}-{suffix}"
+        room = STACK_NAME_MAX - len(f"ci--{attempt}-{suffix}")  # the settings' limit on a stack name
+        return f"ci-{run_id[:room]}-{attempt}-{suffix}"
     return f"ci-{suffix}"
 
 
-def isolated_flags(env: Mapping[str, str]) -> dict[str, Any]:
+def isolated_flags(env: Mapping[str, str], shard: Shard | None = None) -> dict[str, Any]:
     """Settings flags for a CI stack of its own: name, state dir, a free API port, seeded."""
-    name = stack_name(env)
+    name = stack_name(env, shard)
     return {"stack": name, "state_dir": f".ops/{name}", "api_port": free_port(), "seed": True}
 
 
-def options(settings: Settings, tests: str, artifacts: str) -> CiOptions:
+def options(
+    settings: Settings,
+    tests: str,
+    artifacts: str,
+    shard: Shard | None = None,
+    store_durations: bool = False,
+) -> CiOptions:
     """Validate the flags: the tests path must exist (or be `none`)."""
     wanted = None if tests.strip().lower() in ("none", "") else tests
     if wanted is not None and not (settings.project_dir / wanted.split("::")[0]).exists():
         raise UsageError(f"--tests {tests!r} does not exist", "give a test file or folder, or `none`")
     folder = Path(artifacts)
-    return CiOptions(wanted, folder if folder.is_absolute() else settings.project_dir / folder)
+    absolute = folder if folder.is_absolute() else settings.project_dir / folder
+    return CiOptions(wanted, absolute, shard, store_durations)
+
+
+def pytest_command(opts: CiOptions, project_dir: Path, junit_xml: Path, basetemp: Path) -> list[str]:
+    """The `tests` step's command line: pytest on the tests (of the shard), JUnit XML, no cache."""
+    assert opts.tests is not None
+    return [
+        sys.executable, "-m", "pytest", opts.tests, f"--junitxml={junit_xml}", f"--basetemp={basetemp}",
+        "-p", "no:cacheprovider", *shards.pytest_args(opts.shard, project_dir, opts.store_durations),
+    ]  # fmt: skip
 
 
 def run(
@@ -106,11 +128,12 @@ class _CiRun:
     def __post_init__(self) -> None:
         self.record = report.StepRecord(report.hooks_for(self.emit, self.env, self.secrets))
         self.ledger = Ledger(self.emit, hooks=self.record)
-        self.writer = ArtifactWriter(self.opts.artifacts, self.secrets)
+        self.writer = ArtifactWriter(self.opts.artifacts, self.secrets, self.opts.shard)
 
     def run(self) -> CiResult:
         began = time.monotonic()
-        self.emit(f"ci: stack {self.settings.stack}, state in {self.settings.state_dir}")
+        shard = f", shard {self.opts.shard}" if self.opts.shard else ""
+        self.emit(f"ci: stack {self.settings.stack}, state in {self.settings.state_dir}{shard}")
         try:
             with sigterm_as_interrupt():
                 self._phase("artifacts", self._check_artifacts)
@@ -182,17 +205,19 @@ class _CiRun:
         if self.opts.tests is None:
             step.skip("not requested (--tests none)")
             return
-        junit = self._junit_path()
-        argv = [
-            sys.executable, "-m", "pytest", self.opts.tests, f"--junitxml={junit}",
-            f"--basetemp={self.settings.state_dir / 'pytest'}", "-p", "no:cacheprovider",
-        ]  # fmt: skip
+        junit_xml = self._junit_path()
+        basetemp = self.settings.state_dir / "pytest"
+        argv = pytest_command(self.opts, self.settings.project_dir, junit_xml, basetemp)
         env = {**os.environ, "HOMER_API_URL": self.api_url}
         code = _run_child(argv, self.settings.project_dir, env)
-        step.detail = f"pytest {self.opts.tests}: {_junit_counts(junit)}, exit code {code}"
-        if code != 0:
+        shard = f" (shard {self.opts.shard})" if self.opts.shard else ""
+        step.detail = f"pytest {self.opts.tests}{shard}: {_junit_counts(junit_xml)}, exit code {code}"
+        if code == NO_TESTS_COLLECTED and self.opts.shard is not None:
+            step.detail += f": no tests fell to shard {self.opts.shard}"
+        elif code != 0:
             raise ChecksFailed(
-                f"the tests failed (pytest exit code {code})", "see junit.xml and the output above"
+                f"the tests failed (pytest exit code {code})",
+                f"see {shards.artifact_name('junit.xml', self.opts.shard)} and the output above",
             )
 
     def _smoke(self, step: Step) -> None:
@@ -232,7 +257,7 @@ class _CiRun:
         server = (self.diagnosis or {}).get("db", {}).get("server_version")
         write.text("versions.txt", versions_text(server, engine_version()))
         if self._junit_path().exists():
-            write.copy("junit.xml", self._junit_path(), "no JUnit XML")
+            write.copy("junit.xml", self._junit_path(), "no JUnit XML")  # junit-KofN.xml for a shard
         declared = sorted(path.stem for path in self.settings.logs_dir.glob("*.log") if path.stem not in LOGS)
         for name in (*LOGS, *declared):  # the stack's own logs, then any declared process's
             write.copy(f"logs/{name}.log", self.settings.logs_dir / f"{name}.log", f"no {name} log")
@@ -243,11 +268,13 @@ class _CiRun:
         steps = self.record.as_dicts()
         failed = self.record.failed
         verdict = f"**FAILED** at step `{failed.name}`" if failed else "**PASSED**"
+        shard = [f"shard: {self.opts.shard}"] if self.opts.shard else []
         summary = report.summary_markdown(
             f"invoke ci — stack {self.settings.stack}",
             verdict,
             steps,
             [
+                *shard,
                 f"backend: {(self.diagnosis or {}).get('backend') or 'unknown'}",
                 f"artifacts: {self.opts.artifacts}",
             ],
@@ -296,8 +323,10 @@ class _CiRun:
         return self.settings.state_dir / "junit.xml"
 
     def _ledger_document(self, steps: list[dict[str, Any]], failed: Step | None) -> dict[str, Any]:
+        shard = {"shard": str(self.opts.shard)} if self.opts.shard else {}  # "K/N", as the flag
         return {
             "stack": self.settings.stack,
+            **shard,
             "result": "failed" if failed or self.failure else "passed",
             "failed_step": failed.name if failed else None,
             "exit_code": self.exit_code,
@@ -347,12 +376,5 @@ def _run_child(argv: list[str], cwd: Path, env: dict[str, str]) -> int:
 
 
 def _junit_counts(path: Path) -> str:
-    try:
-        root = ElementTree.parse(path).getroot()
-    except (OSError, ElementTree.ParseError):
-        return "no JUnit XML"
-    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-    totals = {
-        key: sum(int(s.get(key, 0)) for s in suites) for key in ("tests", "failures", "errors", "skipped")
-    }
-    return ", ".join(f"{value} {key}" for key, value in totals.items())
+    root = junit.read(path)
+    return "no JUnit XML" if root is None else junit.totals(root).line()

@@ -106,7 +106,7 @@ def summary_table(steps: Iterable[Mapping[str, Any]]) -> str:
             str(step.get("attempts", 1)),
             str(step.get("started_at", "")),
             f"{float(step.get('duration_s', 0.0)):.2f} s",
-            _cell(str(step.get("detail", ""))),
+            cell(str(step.get("detail", ""))),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -132,6 +132,7 @@ def append_step_summary(markdown: str, env: Mapping[str, str] | None = None) -> 
     return path
 
 
-def _cell(text: str) -> str:
+def cell(text: str) -> str:
+    """`text` as one markdown table cell: on one line, pipes escaped, at most DETAIL_WIDTH long."""
     flat = " ".join(text.split()).replace("|", "\\|")
     return flat if len(flat) <= DETAIL_WIDTH else flat[: DETAIL_WIDTH - 1] + "…"

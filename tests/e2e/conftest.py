@@ -69,3 +69,14 @@ def project(tmp_path: Path) -> Iterator[Project]:
     copy = copy_project(tmp_path / "project")
     yield copy
     close_project(copy)
+
+
+@pytest.fixture
+def ci_project(project: Project, tmp_path: Path) -> Project:
+    """The project for `invoke ci`, with no GitHub Actions variables from an outer CI run leaking in
+    (and where test_ci's suites write what they saw)."""
+    for key in [key for key in project.env if key.startswith("GITHUB_")]:
+        project.env.pop(key)
+    project.env["SECRET_OUT"] = str(tmp_path / "secret.txt")
+    project.env["READY_OUT"] = str(tmp_path / "ready.txt")
+    return project

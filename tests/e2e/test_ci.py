@@ -81,16 +81,6 @@ def test_wait_for_ctrl_c():
 """
 
 
-@pytest.fixture
-def ci_project(project, tmp_path):
-    """The e2e project, with no GitHub Actions variables from an outer CI run leaking in."""
-    for key in [key for key in project.env if key.startswith("GITHUB_")]:
-        project.env.pop(key)
-    project.env["SECRET_OUT"] = str(tmp_path / "secret.txt")
-    project.env["READY_OUT"] = str(tmp_path / "ready.txt")
-    return project
-
-
 def write_suite(project, name: str, source: str) -> str:
     folder = project.root / "ci_suite"
     folder.mkdir(exist_ok=True)

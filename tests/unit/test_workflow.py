@@ -1,4 +1,5 @@
-"""The GitHub Actions workflow: pinned actions, least permissions, bounded, artifacts always uploaded."""
+"""The GitHub Actions workflow: pinned actions, least permissions, bounded, artifacts always uploaded;
+the suite in three shards and a job that merges them."""
 
 from __future__ import annotations
 
@@ -31,12 +32,16 @@ def step_index(steps: list[str], pattern: str) -> int:
 
 
 JOBS = split_jobs(WORKFLOW)
-LINUX, MACOS = JOBS.get("ci", ""), JOBS.get("macos", "")  # a missing job fails the first test below
+# a missing job fails the first test below
+LINUX, MERGE, MACOS = JOBS.get("ci", ""), JOBS.get("merge", ""), JOBS.get("macos", "")
+SHARD_RUN = r"^        run: invoke ci --shard \$\{\{ matrix\.shard \}\}/(\d+)$"
+DOWNLOAD = "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093"
 
 
-def test_the_workflow_has_a_linux_and_a_macos_job():
-    assert set(JOBS) == {"ci", "macos"}
+def test_the_workflow_has_linux_shards_a_merge_and_a_macos_job():
+    assert set(JOBS) == {"ci", "merge", "macos"}
     assert re.search(r"^    runs-on: ubuntu-latest$", LINUX, re.M)
+    assert re.search(r"^    runs-on: ubuntu-latest$", MERGE, re.M)
     assert re.search(r"^    runs-on: macos-latest$", MACOS, re.M)
 
 
@@ -46,12 +51,14 @@ def test_every_action_is_pinned_to_a_full_commit_sha_with_its_version():
         "actions/checkout",
         "actions/setup-python",
         "actions/upload-artifact",
+        "actions/download-artifact",
     }
     for ref, comment in uses:
         assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", ref), ref
         assert re.search(r"# v\d+\.\d+\.\d+", comment), f"{ref} has no version comment"
-    linux, macos = ({*re.findall(r"uses:\s*(\S+)", job)} for job in (LINUX, MACOS))
-    assert macos == linux  # the same actions at the same commits in both jobs
+    linux, merge, macos = ({*re.findall(r"uses:\s*(\S+)", job)} for job in (LINUX, MERGE, MACOS))
+    assert macos == linux  # the same actions at the same commits in every job
+    assert merge == {*linux, DOWNLOAD}
 
 
 def test_least_permissions_a_time_limit_and_one_run_per_ref():
@@ -66,44 +73,75 @@ def test_least_permissions_a_time_limit_and_one_run_per_ref():
 
 def test_it_runs_invoke_ci_and_always_uploads_the_artifacts():
     for name, job, command in (
-        ("ci", LINUX, r"invoke ci"),
-        ("macos", MACOS, r"invoke ci --backend embedded"),
+        ("ci", LINUX, SHARD_RUN),
+        ("macos", MACOS, r"^        run: invoke ci --backend embedded$"),
     ):
         assert 'python-version: "3.11"' in job, name
         steps = split_steps(job)
         install = step_index(steps, r"run: python -m pip install -e '\.\[dev\]'$")
-        run = step_index(steps, rf"^        run: {command}$")
+        run = step_index(steps, command)
         upload = step_index(steps, r"uses: actions/upload-artifact@")
         assert install < run < upload, name
         assert re.search(r"^        if: always\(\)$", steps[upload], re.M), name
         assert re.search(r"^          path: artifacts/$", steps[upload], re.M), name
 
 
-def test_the_two_jobs_upload_under_distinct_names():
-    names = [
-        re.findall(r"^          name: (.+)$", step, re.M)
-        for job in (LINUX, MACOS)
-        for step in split_steps(job)
-        if "actions/upload-artifact@" in step
-    ]
-    assert len(names) == 2 and all(len(found) == 1 for found in names), names
-    (linux,), (macos,) = names
-    assert linux != macos
-    assert "macos" in macos
-    for name in (linux, macos):
+def test_the_linux_job_is_a_matrix_of_shards_each_running_its_own():
+    matrix = re.search(
+        r"^    strategy:\n      fail-fast: false\b.*\n      matrix:\n        shard: \[(.+)\]$", LINUX, re.M
+    )
+    assert matrix, "the ci job has no `shard` matrix with fail-fast off"
+    shards = [int(k) for k in matrix[1].split(",")]
+    (total,) = re.findall(SHARD_RUN, LINUX, re.M)
+    assert shards == list(range(1, int(total) + 1)) == [1, 2, 3]  # each K of N once: the whole suite
+
+
+def upload_name(job: str) -> str:
+    """The artifact name of the job's one upload step."""
+    steps = split_steps(job)
+    (name,) = re.findall(
+        r"^          name: (.+)$", steps[step_index(steps, r"uses: actions/upload-artifact@")], re.M
+    )
+    return name
+
+
+def test_every_upload_has_a_distinct_name_of_this_run():
+    linux, merged, macos = (upload_name(job) for job in (LINUX, MERGE, MACOS))
+    assert len({linux, merged, macos}) == 3
+    assert "${{ matrix.shard }}" in linux  # one per shard
+    assert "macos" in macos and "merged" in merged
+    for name in (linux, merged, macos):
         assert "${{ github.run_id }}" in name and "${{ github.run_attempt }}" in name
+
+
+def test_the_merge_job_waits_for_every_shard_and_merges_what_they_uploaded():
+    assert re.search(r"^    needs: ci$", MERGE, re.M) and re.search(r"^    if: always\(\)$", MERGE, re.M)
+    steps = split_steps(MERGE)
+    install = step_index(steps, r"^        run: python -m pip install -e \.$")
+    download = step_index(steps, rf"uses: {DOWNLOAD} # v4\.3\.0$")
+    merge = step_index(steps, r"^        run: invoke ci-merge shards --out merged$")
+    upload = step_index(steps, r"uses: actions/upload-artifact@")
+    assert install < merge and download < merge < upload
+    (pattern,) = re.findall(r"^          pattern: (.+)$", steps[download], re.M)
+    shard_name, macos_name = (upload_name(job) for job in (LINUX, MACOS))
+    assert pattern.endswith("*") and shard_name.startswith(pattern[:-1])  # every shard's, and only theirs
+    assert not macos_name.startswith(pattern[:-1])
+    assert re.search(r"^          path: shards/$", steps[download], re.M)
+    assert re.search(r"^        if: always\(\)$", steps[upload], re.M)
+    assert re.search(r"^          path: merged/$", steps[upload], re.M)
 
 
 def test_busybox_and_postgresql_are_installed_before_invoke_ci_on_linux():
     steps = split_steps(LINUX)
     apt = step_index(steps, r"^\s+sudo apt-get install .*\bbusybox-static\b")
     assert re.search(r"^\s+sudo apt-get install .*\bpostgresql\b", steps[apt], re.M)
-    assert apt < step_index(steps, r"^        run: invoke ci$")
+    assert apt < step_index(steps, SHARD_RUN)
 
 
-def test_a_quick_benchmark_runs_after_the_tests_and_lands_in_the_artifacts():
+def test_a_quick_benchmark_runs_after_the_tests_of_one_shard_and_lands_in_its_artifacts():
     steps = split_steps(LINUX)
     bench = step_index(steps, r"^        run: invoke bench --quick$")
-    assert step_index(steps, r"^        run: invoke ci$") < bench
+    assert re.search(r"^        if: matrix\.shard == 1$", steps[bench], re.M)  # one set of figures per run
+    assert step_index(steps, SHARD_RUN) < bench
     assert bench < step_index(steps, r"^          path: artifacts/$")
     assert "invoke bench" not in MACOS  # figures from one kind of runner only
