@@ -1,0 +1,132 @@
+"""One-word queries on both poems: common words answered by a bounded plan that ranks exactly as
+the trigram scan does, and word beginnings ranked above looser matches (real PostgreSQL, EXPLAIN)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Connection, create_engine, pool, text
+
+from app.embedding import default_embedder
+from app.ingest import ingest
+from app.search import (
+    PREFIX_SCORE,
+    Mode,
+    SearchQuery,
+    _filters,
+    explain,
+    prepared_statement,
+    search,
+    text_candidates,
+)
+
+SIZE_ORDER_SCAN = "Index Scan using ix_text_segment_size_order"
+
+
+@pytest.fixture(scope="module")
+def conn(db_url: str) -> Iterator[Connection]:
+    ingest(db_url, "all")
+    engine = create_engine(db_url, poolclass=pool.NullPool)
+    with engine.connect() as conn:
+        yield conn
+    engine.dispose()
+
+
+def ranked_ids(conn: Connection, query: SearchQuery) -> list[int]:
+    """The search's verse ids in rank order."""
+    try:
+        _, params = prepared_statement(conn, query, default_embedder())
+        sql = (
+            "WITH"
+            + text_candidates(_filters(query), one_word=True, prefix=False)
+            + " SELECT id FROM text_hits ORDER BY rank"
+        )
+        return list(conn.execute(text(sql), params).scalars())
+    finally:
+        conn.rollback()
+
+
+def trigram_scan_ids(conn: Connection, query: SearchQuery) -> list[int]:
+    """The same query answered by the trigram scan alone (the plan before the bounded one)."""
+    try:
+        _, params = prepared_statement(conn, query, default_embedder())
+        sql = (
+            "WITH"
+            + text_candidates(_filters(query), one_word=False, prefix=False)
+            + " SELECT id FROM text_hits ORDER BY rank"
+        )
+        return list(conn.execute(text(sql), params).scalars())
+    finally:
+        conn.rollback()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        SearchQuery("καὶ"),
+        SearchQuery("δέ", limit=25, offset=40),
+        SearchQuery("τε", work="odyssey"),
+        SearchQuery("καὶ", work="iliad", book=9, limit=20),
+        SearchQuery("ἄνδρα"),  # a word in fewer verses than the bounded plan reads
+        SearchQuery("Ἀχιλῆος"),
+        SearchQuery("αχιλησς"),  # a typo: no verse holds it, the trigram scan answers
+    ],
+    ids=lambda q: f"{q.q}-{q.work}-{q.book}-{q.offset}",
+)
+def test_the_bounded_word_plan_ranks_exactly_as_the_trigram_scan(
+    conn: Connection, query: SearchQuery
+) -> None:
+    wanted = query.offset + query.limit
+    assert ranked_ids(conn, query) == trigram_scan_ids(conn, query)[:wanted]
+
+
+def test_a_common_word_reads_about_the_page_not_every_verse_that_holds_it(conn: Connection) -> None:
+    try:
+        plan = explain(conn, SearchQuery("καὶ", Mode.text), default_embedder())
+    finally:
+        conn.rollback()
+    assert SIZE_ORDER_SCAN in plan
+    scanned = re.search(rf"{SIZE_ORDER_SCAN} on text_segment \w+ \(actual time=[\d.]+ rows=([\d.]+)", plan)
+    assert scanned is not None, plan
+    holding = conn.execute(
+        text("SELECT count(DISTINCT segment_id) FROM token WHERE fold = 'και'")
+    ).scalar_one()
+    conn.rollback()
+    assert holding > 4000 and float(scanned[1]) < holding / 5  # stops near the page: ~350 of 27,793 verses
+    lines = plan.splitlines()
+    trigram = [lines[n - 1] for n, line in enumerate(lines) if "<% text_fold" in line or "%> 'και'" in line]
+    assert trigram and all("never executed" in node for node in trigram), plan  # the scan does not run
+
+
+def test_a_misspelled_word_still_goes_through_the_trigram_index(conn: Connection) -> None:
+    try:
+        plan = explain(conn, SearchQuery("αχιλησς", Mode.text), default_embedder())
+    finally:
+        conn.rollback()
+    assert "Bitmap Index Scan on ix_text_segment_text_fold_trgm" in plan
+    assert "Seq Scan on text_segment s_1" not in plan
+
+
+@pytest.mark.parametrize("beginning", ["αχιλ", "πηληια", "Ὀδυσσ", "αγαμεμ"])
+def test_a_word_beginning_ranks_the_words_it_begins_above_looser_matches(
+    conn: Connection, beginning: str
+) -> None:
+    query = SearchQuery(beginning, limit=50)
+    hits = search(conn, query, default_embedder())
+    conn.rollback()
+    folded = query.folded
+    begins = [any(word.startswith(folded) for word in hit_fold(conn, hit.urn).split()) for hit in hits]
+    assert begins[0] and begins.count(True) >= 5, [hit.ref for hit in hits]
+    first_loose = begins.index(False) if False in begins else len(begins)
+    assert all(begins[:first_loose]) and not any(begins[first_loose:])  # every beginning above every other
+    assert all(hit.score == pytest.approx(PREFIX_SCORE) for hit in hits[:first_loose] if hit.score < 1)
+
+
+def hit_fold(conn: Connection, urn: str) -> str:
+    folded = conn.execute(
+        text("SELECT text_fold FROM text_segment WHERE urn = :urn"), {"urn": urn}
+    ).scalar_one()
+    conn.rollback()
+    return str(folded)
