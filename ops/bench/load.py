@@ -25,23 +25,29 @@ from app.search import Mode, SearchQuery, prepared_statement
 from ops.backends.base import Endpoint
 from ops.bench.stats import latency_summary, percentile, ratio
 
-# (kind, query): every kind in each run of five, so any prefix of the cycle mixes them.
+# (kind, query): every kind in each run of seven, so any prefix of the cycle mixes them.
 QUERIES: tuple[tuple[str, str], ...] = (
     ("accented", "μῆνιν ἄειδε θεὰ"),
     ("accentless", "μηνιν αειδε"),
     ("misspelled", "πηληιαδεω αχιλησς"),  # Πηληϊάδεω Ἀχιλῆος, two letters off
     ("short", "ἄνδρα"),
     ("long", "ὣς ἔφατ᾽ ἔδεισεν δ᾽ ὃ γέρων καὶ ἐπείθετο μύθῳ"),
+    ("common", "καὶ"),  # in 5,012 of 27,793 verses
+    ("beginning", "αχιλ"),  # the beginning of Ἀχιλλεύς, Ἀχιλῆος, ...
     ("accented", "Πηληϊάδεω Ἀχιλῆος"),
     ("accentless", "ροδοδακτυλος ηως"),
     ("misspelled", "μηνιν αιεδε θεα"),  # a transposition
     ("short", "Ἕκτωρ"),
     ("long", "βῆ δ᾽ ἀκέων παρὰ θῖνα πολυφλοίσβοιο θαλάσσης"),
+    ("common", "δέ"),  # 4,290 verses
+    ("beginning", "πηληια"),
     ("accented", "κορυθαίολος Ἕκτωρ"),
     ("accentless", "αγαμεμνων"),
     ("misspelled", "ποδαρκησ διοσ αχιλευς"),  # one λ short
     ("short", "ηως"),
     ("long", "ατρειδης τε αναξ ανδρων και διος αχιλλευς"),
+    ("common", "τε"),  # 2,245 verses
+    ("beginning", "οδυσσ"),
 )
 MODES = ("text", "vector", "hybrid")
 CONCURRENCY = (1, 4, 16)
@@ -105,6 +111,13 @@ def http_call(api_url: str, mode: str) -> Iterator[Call]:
         yield call
 
 
+@contextmanager
+def health_call(api_url: str) -> Iterator[Call]:
+    """GET /health on the API: the baseline a search's latency is compared with, in the same run."""
+    with httpx.Client(base_url=api_url, trust_env=False, timeout=10) as client:
+        yield lambda _index: client.get("/health").status_code == 200
+
+
 def captured_statements(owner_url: str, mode: str) -> list[list[tuple[str, Any]]]:
     """Per query, the statements and parameters the API's code sends to psycopg for it."""
     engine = create_engine(owner_url, poolclass=pool.NullPool)
@@ -149,6 +162,9 @@ def search_figures(
 ) -> dict[str, Any]:
     """Every mode at every concurrency through the API; raw SQL at concurrency 1; their ratio."""
     cells, raw = [], []
+    health = partial(health_call, api_url)
+    drive(health, 4, len(QUERIES), deadline_s)
+    baseline = {"concurrency": 4, **drive(health, 4, requests, deadline_s)}
     for mode in MODES:
         opener = partial(http_call, api_url, mode)
         drive(opener, 4, 2 * len(QUERIES), deadline_s)  # warm-up: pool connections, caches
@@ -166,4 +182,9 @@ def search_figures(
             api_over_raw_p99=ratio(api["p99_ms"], figures["p99_ms"]),
         )
         raw.append({"mode": mode, "concurrency": 1, **figures})
-    return {"queries": [{"kind": kind, "q": q} for kind, q in QUERIES], "api": cells, "raw_sql": raw}
+    return {
+        "queries": [{"kind": kind, "q": q} for kind, q in QUERIES],
+        "api": cells,
+        "raw_sql": raw,
+        "health": baseline,
+    }

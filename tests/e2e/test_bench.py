@@ -41,7 +41,10 @@ def test_bench_quick_measures_every_section_and_updates_the_docs(project):
         assert all(_positive(cell[key]) for key in ("p50_ms", "p90_ms", "p99_ms", "throughput_rps")), cell
     assert all(_positive(raw["api_over_raw_p50"]) for raw in figures["search"]["raw_sql"])
     kinds = {query["kind"] for query in figures["search"]["queries"]}
-    assert kinds == {"accented", "accentless", "misspelled", "short", "long"}
+    assert kinds == {"accented", "accentless", "misspelled", "short", "long", "common", "beginning"}
+    health = figures["search"]["health"]
+    assert health["errors"] == 0 and _positive(health["p99_ms"]) and health["concurrency"] == 4
+    assert {"text_p99_c4_to_health", "common_to_median"} <= {t["key"] for t in figures["targets"]}
 
     assert figures["ingest"]["verses"] == 15686 and _positive(figures["ingest"]["verses_per_s"])
     assert _positive(figures["index_build"]["seconds"])
@@ -87,7 +90,7 @@ def test_bench_quick_measures_every_section_and_updates_the_docs(project):
         assert "### Docker: create → SQL-ready" in result.stdout
 
     verdicts = {target["key"]: target["verdict"] for target in figures["targets"]}
-    assert len(verdicts) == (9 if "skipped" in sql_ready else 10)
+    assert len(verdicts) == (12 if "skipped" in sql_ready else 13)
     assert all(v.startswith(("met", "missed")) for v in verdicts.values())
 
     docs = (project.root / "docs" / "benchmarks.md").read_text()
