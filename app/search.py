@@ -33,6 +33,7 @@ EF_SEARCH_MIN = 100  # HNSW candidate list: recall@10 about 0.95 here, against 0
 EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
 PREFIX_MIN = 4  # a one-word query this long also finds the words it begins
 PREFIX_SCORE = 0.9  # such a word beginning scores this (a whole word scores 1.0, typos less)
+KEY_WORDS = 2  # a query with a typo in each word: verses found through its longest words
 
 
 class Mode(StrEnum):
@@ -136,6 +137,22 @@ text_hits AS (
     ) ranked
 )"""
 
+# Several words none of which the trigram scan found (a typo in each): each word scored on its own,
+# the verse's score their mean, over the verses that match one of the KEY_WORDS longest words
+# (the rarest, as a rule), so that the scan stays on the trigram index.
+_PER_WORD_TEXT = """
+text_hits AS (
+    SELECT id, score, row_number() OVER (ORDER BY score DESC, size, work_id, book, line) AS rank
+    FROM (
+        SELECT s.id, ({score}) / {words} AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line
+        FROM text_segment s
+        WHERE ({keys}) {filters}
+        ORDER BY score DESC, size, s.work_id, s.book, s.line
+        LIMIT :candidates
+    ) ranked
+    WHERE score >= :floor
+)"""
+
 # A word's beginning (PREFIX_MIN letters or more) in some word of the verse ranks above looser matches.
 _PREFIX_SCORE = (
     "CASE WHEN position(' ' || :q IN ' ' || s.text_fold) > 0"
@@ -205,11 +222,41 @@ def search_sql(mode: Mode, filters: str, one_word: bool = False, prefix: bool = 
 
 
 def search(conn: Connection, query: SearchQuery, embedder: Embedder) -> list[Hit]:
-    """The hits for one query; none (without asking the database) if it folds to nothing."""
+    """The hits for one query; none (without asking the database) if it folds to nothing.
+
+    Several words that the trigram scan does not find together (a typo in each) are tried once
+    more word by word (`per_word_statement`)."""
     if not query.folded:
         return []
     sql, params = prepared_statement(conn, query, embedder)
+    hits = [Hit(**row) for row in conn.execute(text(sql), params).mappings()]
+    if hits or query.mode is not Mode.text or " " not in query.folded:
+        return hits
+    sql, params = per_word_statement(query)
     return [Hit(**row) for row in conn.execute(text(sql), params).mappings()]
+
+
+def per_word_statement(query: SearchQuery) -> tuple[str, dict[str, object]]:
+    """Text search scoring each word on its own (the mean of their word similarities)."""
+    words = query.folded.split()
+    keys = sorted(range(len(words)), key=lambda i: -len(words[i]))[:KEY_WORDS]
+    cte = _PER_WORD_TEXT.format(
+        score=" + ".join(f"word_similarity(:w{i}, s.text_fold)" for i in range(len(words))),
+        words=len(words),
+        keys=" OR ".join(f":w{i} <% s.text_fold" for i in keys),
+        filters=_filters(query),
+    )
+    select = _HITS.format(source="text_hits", text_rank="h.rank", vector_rank="NULL", order="h.rank")
+    params: dict[str, object] = {f"w{i}": word for i, word in enumerate(words)}
+    params.update(
+        candidates=query.offset + query.limit,
+        floor=WORD_SIMILARITY_THRESHOLD,
+        limit=query.limit,
+        offset=query.offset,
+        work=query.work,
+        book=query.book,
+    )
+    return "WITH" + cte + select, params
 
 
 def explain(conn: Connection, query: SearchQuery, embedder: Embedder) -> str:

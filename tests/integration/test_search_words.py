@@ -130,3 +130,22 @@ def hit_fold(conn: Connection, urn: str) -> str:
     ).scalar_one()
     conn.rollback()
     return str(folded)
+
+
+@pytest.mark.parametrize(
+    ("typos", "expected"),
+    [
+        ("μῆνυν ἄεοδε θεὰ", "iliad 1.1"),  # μῆνιν ἄειδε: the trigram scan finds nothing, each word is scored
+        ("οὐλομένιν μυρίʼ Ἀχαιοῖς ἄλγε᾽ ἔθηκα", "iliad 1.2"),  # οὐλομένην, ἔθηκε
+        ("ἄνδρα μοι ἔννεπα μοῦσα πολύτροπων", "odyssey 1.1"),  # ἔννεπε, πολύτροπον
+        ("Τροίης ἱερων πτολίεθρον ἔπερσαν", "odyssey 1.2"),  # ἱερὸν, ἔπερσεν
+        ("ῥοδοδάκτιλος Ἠώς", "iliad 1.477"),  # one word off, the other's accent
+        ("κορυθαιολοσ Ἕκτορ", "iliad 6.116"),  # Ἕκτωρ, a sigma form
+    ],
+)
+def test_a_typo_in_each_of_two_words_still_finds_the_verse_in_the_top_three(
+    conn: Connection, typos: str, expected: str
+) -> None:
+    hits = search(conn, SearchQuery(typos, limit=3), default_embedder())
+    conn.rollback()
+    assert expected in [f"{hit.work} {hit.ref}" for hit in hits], [f"{h.work} {h.ref}" for h in hits]
