@@ -114,16 +114,17 @@ text_hits AS (
     ) ranked
 )"""
 
-# One word: the verses that hold it as a word score 1.0, above any other, and rank among
-# themselves by size, then the edition's order. Walked in that order (ix_text_segment_size_order,
-# each verse checked against the token index), the scan stops at the page: its work follows
-# `offset + limit`, not how many verses hold the word (και: 5,012). Only when they do not fill
-# the page does the trigram scan run, and then it ranks exactly as before.
+# The verses that hold every word of the query as a word score 1.0 (word_similarity counts the
+# query's trigrams found in one stretch of the verse), above any other, and rank among themselves
+# by size, then the edition's order. Walked in that order (ix_text_segment_size_order, each verse
+# checked against the token index), or from a rare word's verses (ix_token_fold), the scan stops
+# at the page: its work follows `offset + limit`, not how many verses hold a common word (και:
+# 5,012). Only when they do not fill the page does the trigram scan run, ranking as before.
 _WORD_CANDIDATES = """
 exact AS (
     SELECT s.id, 1.0::float8 AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line
     FROM text_segment s
-    WHERE EXISTS (SELECT 1 FROM token t WHERE t.fold = :q AND t.segment_id = s.id) {filters}
+    WHERE {holds} {filters}
     ORDER BY length(s.text_fold), s.work_id, s.book, s.line
     LIMIT :candidates
 ),
@@ -152,6 +153,19 @@ text_hits AS (
     ) ranked
     WHERE score >= :floor
 )"""
+
+# One word: each verse walked in rank order is checked against the token index (a probe each).
+_HOLDS_ONE = "EXISTS (SELECT 1 FROM token t WHERE t.fold = :w0 AND t.segment_id = s.id)"
+# Several: the verses among the KEY_WORDS longest (as a rule the rarest) words' postings that hold
+# them all, every word found in the verse's folded text (padded, so only whole words count), and
+# the words close enough together to score 1.0 (word_similarity is less when others come between).
+_HOLDS_ALL = (
+    "s.id IN (SELECT t.segment_id FROM token t WHERE t.fold = ANY(CAST(:keys AS text[]))"
+    " GROUP BY t.segment_id HAVING count(DISTINCT t.fold) = cardinality(CAST(:keys AS text[])))"
+    " AND (SELECT bool_and(strpos(' ' || s.text_fold || ' ', ' ' || w || ' ') > 0)"
+    "      FROM unnest(CAST(:words AS text[])) w)"
+    " AND word_similarity(:q, s.text_fold) >= 1"
+)
 
 # A word's beginning (PREFIX_MIN letters or more) in some word of the verse ranks above looser matches.
 _PREFIX_SCORE = (
@@ -198,17 +212,21 @@ def _filters(query: SearchQuery) -> str:
     return " ".join(parts)
 
 
-def text_candidates(filters: str, one_word: bool, prefix: bool) -> str:
-    """The text candidates' CTE(s): the bounded word plan for one word, else the trigram scan."""
+def text_candidates(filters: str, words: int, prefix: bool) -> str:
+    """The text candidates' CTE(s): the verses holding all `words` words (:w0, :w1, ...) when they
+    fill the page, else the trigram scan; `words` 0: the trigram scan alone."""
     score = _PREFIX_SCORE.format(prefix=PREFIX_SCORE) if prefix else "word_similarity(:q, s.text_fold)"
     fuzzy = _FUZZY_TEXT.format(score=score, filters=filters)
-    template = _WORD_CANDIDATES if one_word else _TEXT_CANDIDATES
-    return template.format(fuzzy=fuzzy, filters=filters)
+    if not words:
+        return _TEXT_CANDIDATES.format(fuzzy=fuzzy)
+    return _WORD_CANDIDATES.format(
+        fuzzy=fuzzy, holds=_HOLDS_ONE if words == 1 else _HOLDS_ALL, filters=filters
+    )
 
 
-def search_sql(mode: Mode, filters: str, one_word: bool = False, prefix: bool = False) -> str:
+def search_sql(mode: Mode, filters: str, words: int = 0, prefix: bool = False) -> str:
     """The one statement that answers a search in `mode`."""
-    text_cte = text_candidates(filters, one_word, prefix)
+    text_cte = text_candidates(filters, words, prefix)
     vector_cte = _VECTOR_CANDIDATES.format(filters=filters)
     if mode is Mode.text:
         ctes, ranks, order = [text_cte], ("h.rank", "NULL"), "h.rank"
@@ -284,9 +302,11 @@ def prepared_statement(
     if query.mode is not Mode.text:
         params["embedding"] = _vector_literal(embedder.embed([folded])[0])
     _configure(conn, query.mode, candidates)
-    one_word = " " not in folded
-    prefix = one_word and len(folded) >= PREFIX_MIN
-    return search_sql(query.mode, _filters(query), one_word, prefix), params
+    words = folded.split()
+    distinct = sorted(set(words), key=lambda word: (-len(word), word))
+    params.update(w0=words[0], words=distinct, keys=distinct[:KEY_WORDS])
+    prefix = len(words) == 1 and len(folded) >= PREFIX_MIN
+    return search_sql(query.mode, _filters(query), len(words), prefix), params
 
 
 def _configure(conn: Connection, mode: Mode, candidates: int) -> None:

@@ -40,7 +40,7 @@ def ranked_ids(conn: Connection, query: SearchQuery) -> list[int]:
         _, params = prepared_statement(conn, query, default_embedder())
         sql = (
             "WITH"
-            + text_candidates(_filters(query), one_word=True, prefix=False)
+            + text_candidates(_filters(query), len(query.folded.split()), prefix=False)
             + " SELECT id FROM text_hits ORDER BY rank"
         )
         return list(conn.execute(text(sql), params).scalars())
@@ -54,7 +54,7 @@ def trigram_scan_ids(conn: Connection, query: SearchQuery) -> list[int]:
         _, params = prepared_statement(conn, query, default_embedder())
         sql = (
             "WITH"
-            + text_candidates(_filters(query), one_word=False, prefix=False)
+            + text_candidates(_filters(query), 0, prefix=False)
             + " SELECT id FROM text_hits ORDER BY rank"
         )
         return list(conn.execute(text(sql), params).scalars())
@@ -72,6 +72,9 @@ def trigram_scan_ids(conn: Connection, query: SearchQuery) -> list[int]:
         SearchQuery("ἄνδρα"),  # a word in fewer verses than the bounded plan reads
         SearchQuery("Ἀχιλῆος"),
         SearchQuery("αχιλησς"),  # a typo: no verse holds it, the trigram scan answers
+        SearchQuery("ὣς ἔφατ᾽", limit=30),  # a formula: the verses holding both words fill the page
+        SearchQuery("τε καὶ", offset=10),
+        SearchQuery("μῆνιν ἄειδε"),  # one verse holds both: the trigram scan fills the rest
     ],
     ids=lambda q: f"{q.q}-{q.work}-{q.book}-{q.offset}",
 )
