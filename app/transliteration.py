@@ -9,10 +9,11 @@ its capital on):
   lone h is dropped too;
 - a → α, i → ι, u y → υ, b β, c k κ, d δ, f φ, g γ, l λ, m μ, n ν, p π, r ρ, s σ (ς at the
   end of a word), t τ, z ζ; q, v, w, j are not transliteration and are kept as they are;
-- e, o: with a macron or circumflex (ē ê, ō ô) η, ω; with a breve (ĕ, ŏ) ε, ο; in the
-  diphthongs ei, eu, oi, ou ε, ο; otherwise either, since the Latin does not tell;
-- a long vowel before i (āi, ēi, ōi) is ᾳ ῃ ῳ or αι ηι ωι; a diaeresis on i or u keeps
-  it out of a diphthong; other Latin accents are ignored.
+- e, o: with a macron or circumflex (ē ê, ō ô) η, ω; with a breve (ĕ, ŏ) ε, ο; o in the
+  diphthong ou ο; otherwise either, since the Latin does not tell (ei is ει or ηϊ, as in
+  Peleiadeo Πηληϊάδεω);
+- a long vowel before i (āi, ēi, ōi) is ᾳ ῃ ῳ or αι ηι ωι; a diaeresis on the u of ou keeps
+  it out of the diphthong; other Latin accents are ignored.
 
 `spellings` gives each word's possible Greek spellings, the plain reading (ε, ο, αι …)
 first; `best` picks, for every word, the spelling whose fold the corpus holds most often.
@@ -97,7 +98,7 @@ def _units(letters: list[tuple[str, bool, frozenset[str]]]) -> list[tuple[tuple[
         upper = upper or capital_pending
         capital_pending = False
         following = letters[i + 1][0] if i + 1 < len(letters) else ""
-        opens_diphthong = following in ("i", "u") and _DIAERESIS not in letters[i + 1][2]
+        opens_ou = base + following == "ou" and _DIAERESIS not in letters[i + 1][2]
         pair = base + following
         if pair in _DIGRAPHS:
             units.append(((_DIGRAPHS[pair],), upper))
@@ -114,7 +115,7 @@ def _units(letters: list[tuple[str, bool, frozenset[str]]]) -> list[tuple[tuple[
                 continue
             units.append(((_LONG_VOWEL[base],), upper))
         elif base in _VOWELS:
-            short = marks & _SHORT or opens_diphthong
+            short = marks & _SHORT or opens_ou
             units.append((_VOWELS[base][:1] if short else _VOWELS[base], upper))
         else:
             units.append(((_LETTERS.get(base, base),), upper))
