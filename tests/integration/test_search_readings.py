@@ -6,9 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, pool
 
 from app.folding import fold
 from app.ingest import ingest
+from app.vocabulary import word_counts
 from tests.integration.test_search_api import Search, client_for, refs
 
 ILIAD_1_1 = "μῆνιν ἄειδε θεὰ Πηληϊάδεω Ἀχιλῆος"
@@ -142,3 +144,22 @@ def test_openapi_documents_the_readings(client: TestClient) -> None:
     assert {"read_as", "searched"} <= set(response["required"])
     assert "Beta Code" in response["properties"]["read_as"]["description"]
     assert response["example"]["read_as"] == "betacode"
+
+
+def test_word_counts_are_the_token_tables(db_url: str, client: TestClient) -> None:
+    engine = create_engine(db_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            counts = word_counts(conn, {"εκτωρ", "εκτορ", "ηκτωρ", "μηνιν"})
+            assert word_counts(conn, set()) == {}
+    finally:
+        engine.dispose()
+    assert counts == {"εκτωρ": 202, "εκτορ": 48, "μηνιν": 12}  # as tokenize counts them in the poems
+
+
+def test_a_query_of_256_characters_of_open_vowels_is_spelled_word_by_word(search: Search) -> None:
+    q = ("Odysseos Telemakhoio Penelopeies " * 8)[:256]  # 59 words, 3 to 5 open e/o each
+    result = search(q, mode="hybrid", limit=3)
+    assert result["read_as"] == "transliteration"
+    assert result["searched"].startswith("Οδυσσηος Τηλεμαχοιο Πηνελοπειης Οδυσσηος")
+    assert result["count"] == 3
