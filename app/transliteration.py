@@ -12,8 +12,8 @@ its capital on):
 - e, o: with a macron or circumflex (ē ê, ō ô) η, ω; with a breve (ĕ, ŏ) ε, ο; o in the
   diphthong ou ο; otherwise either, since the Latin does not tell (ei is ει or ηϊ, as in
   Peleiadeo Πηληϊάδεω);
-- a long vowel before i (āi, ēi, ōi) is ᾳ ῃ ῳ or αι ηι ωι; a diaeresis on the u of ou keeps
-  it out of the diphthong; other Latin accents are ignored.
+- a long vowel before i (āi, ēi, ōi) is ᾳ ῃ ῳ or αι ηι ωι; a diaeresis on the i or u (ōï,
+  oü) keeps it apart; other Latin accents are ignored.
 
 `spellings` gives each word's possible Greek spellings, the plain reading (ε, ο, αι …)
 first; `best` picks, for every word, the spelling whose fold the corpus holds most often.
