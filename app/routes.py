@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query
@@ -14,12 +14,14 @@ from pydantic import AfterValidator
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from app import query_reading
 from app import search as queries
 from app.catalog import WORKS, WorkSlug
 from app.db import get_read_engine
 from app.embedding import Embedder, default_embedder
 from app.highlight import mark
 from app.schemas import Book, Passage, SearchHit, SearchResponse, Verse, Work
+from app.vocabulary import word_counts
 
 MAX_QUERY_CHARS = 256
 MAX_LIMIT = 100
@@ -74,6 +76,11 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _one_script(value: str) -> str:
+    query_reading.check(value)  # UnreadableQuery is a ValueError: a 422 with its message
+    return value
+
+
 def parse_ref(value: str) -> tuple[int, int, int]:
     """(book, first line, last line) of "1.5" or "1.5-10"; ValueError with a readable message."""
     match = _REF.fullmatch(value)
@@ -98,15 +105,20 @@ QueryText = Annotated[
         min_length=1,
         max_length=MAX_QUERY_CHARS,
         json_schema_extra={"pattern": NOT_BLANK.pattern},  # checked by _not_blank, readably
-        description="Words to look for, with or without accents and breathings; typos are tolerated.",
+        description="Words to look for, with or without accents and breathings; typos are tolerated. "
+        "Greek, or Beta Code (mh=nin a)/eide), or Latin transliteration (menin aeide, Hektor): "
+        "the response's read_as says which it was read as. Greek and Latin letters together are a 422.",
         examples=["μηνιν αειδε"],
         openapi_examples={
             "opening": {"summary": "first words of the Iliad", "value": "μηνιν αειδε"},
             "accented": {"summary": "with accents and a typo", "value": "Πηληϊάδεο Ἀχιλῆος"},
             "odyssey": {"summary": "first words of the Odyssey", "value": "ἄνδρα μοι ἔννεπε"},
+            "betacode": {"summary": "Beta Code", "value": "mh=nin a)/eide qea/"},
+            "transliteration": {"summary": "Latin transliteration", "value": "menin aeide thea"},
         },
     ),
     AfterValidator(_not_blank),
+    AfterValidator(_one_script),
 ]
 PassageRef = Annotated[
     str,
@@ -135,13 +147,16 @@ def search(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="hits per page")] = 10,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="hits to skip")] = 0,
 ) -> SearchResponse:
-    """Accent-insensitive, typo-tolerant search over the verses."""
-    query = queries.SearchQuery(q, mode, work.value if work else None, book, limit, offset)
+    """Accent-insensitive, typo-tolerant search over the verses, for Greek, Beta Code or transliteration."""
     with connection() as conn:
+        reading = query_reading.read_query(q, partial(word_counts, conn))
+        query = queries.SearchQuery(reading.searched, mode, work.value if work else None, book, limit, offset)
         hits = queries.search(conn, query, get_embedder())
     words = query.folded.split()
     return SearchResponse(
         query=q,
+        read_as=reading.read_as,
+        searched=reading.searched,
         folded=query.folded,
         mode=mode.value,
         work=query.work,

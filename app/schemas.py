@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.query_reading import ReadAs
+
 
 class SearchHit(BaseModel):
     model_config = ConfigDict(
@@ -45,7 +47,9 @@ class SearchResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
-                "query": "μηνιν αειδε",
+                "query": "mh=nin a)/eide",
+                "read_as": "betacode",
+                "searched": "μῆνιν ἄειδε",
                 "folded": "μηνιν αειδε",
                 "mode": "hybrid",
                 "work": None,
@@ -58,8 +62,15 @@ class SearchResponse(BaseModel):
         }
     )
 
-    query: str
-    folded: str = Field(description="the query as it is compared: no accents, case or punctuation")
+    query: str = Field(description="q as typed")
+    read_as: ReadAs = Field(
+        description="how q was read: greek (as typed: no Latin letters), betacode (TLG Beta Code) or "
+        "transliteration (Latin letters); Beta Code marks or the letters q, w, j, v mean Beta Code, "
+        "accented Latin letters transliteration, and plain Latin letters whichever reading has more "
+        "words in the text (a tie: transliteration)"
+    )
+    searched: str = Field(description="the Greek searched: q itself, or q's Beta Code or transliteration")
+    folded: str = Field(description="the Greek searched as it is compared: no accents, case or punctuation")
     mode: str
     work: str | None
     book: int | None
