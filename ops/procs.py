@@ -63,6 +63,16 @@ def process(pid: int | None) -> psutil.Process | None:
         return psutil.Process(pid)  # it runs; we may not look inside
 
 
+def read_from(path: Path, offset: int) -> str:
+    """What was appended to `path` after `offset` bytes ('' if it cannot be read)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            handle.seek(offset)
+            return handle.read()
+    except OSError:
+        return ""
+
+
 def pid_alive(pid: int | None) -> bool:
     """True if `pid` runs and is not a zombie."""
     return process(pid) is not None

@@ -46,7 +46,7 @@ from psycopg import sql
 from ops import initdb_cache
 from ops.backends.embedded import EXTENSIONS, INITDB_ARGS, SUPERUSER, pg_bin_dir
 from ops.platform import Account, allow_traverse, give_to, run_as, service_account
-from ops.procs import free_port, tail, terminate
+from ops.procs import free_port, read_from, tail, terminate
 from ops.roles import reader_name, upsert_login_role
 
 HOST = "127.0.0.1"
@@ -299,7 +299,7 @@ class ReplicatedPostgres:
             if self._ready(node, postmaster):
                 self.nodes.append(node)
                 return node
-            logged = _read_from(node.log_path, offset)
+            logged = read_from(node.log_path, offset)
             if postmaster.poll() is None:
                 self._stop(node)
                 raise ReplicationError(self._failure(node, f"not ready within {START_TIMEOUT_S:.0f} s"))
@@ -459,13 +459,3 @@ class ReplicatedPostgres:
         return f"{node.name} on {node.host}:{node.port}: {what}\n--- {node.log_path} ---\n" + tail(
             node.log_path, LOG_TAIL_LINES
         )
-
-
-def _read_from(path: Path, offset: int) -> str:
-    """What was appended to `path` after `offset` bytes."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            handle.seek(offset)
-            return handle.read()
-    except OSError:
-        return ""

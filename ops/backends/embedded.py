@@ -30,7 +30,7 @@ from ops.platform import (
     run_as,
     service_account,
 )
-from ops.procs import free_port, pid_alive, port_free, tail
+from ops.procs import free_port, pid_alive, port_free, read_from, tail
 from ops.roles import reader_name, upsert_login_role
 from ops.scope import marks
 from ops.secrets import new_password
@@ -280,7 +280,7 @@ class EmbeddedBackend(DatabaseBackend):
             postmaster = self._launch(bin_dir, runner, host, port)
             if self._wait_ready(postmaster, deadline):
                 return port, f"started on {host}:{port}{note}"
-            last_error = _read_from(self._log, log_offset) or "the server exited and logged nothing"
+            last_error = read_from(self._log, log_offset) or "the server exited and logged nothing"
             if postmaster.returncode is None:
                 raise DatabaseError(
                     f"PostgreSQL did not accept connections within {START_TIMEOUT_S} s",
@@ -380,13 +380,3 @@ class _Daemon(subprocess.Popen[bytes]):
 
     def __del__(self) -> None:
         pass
-
-
-def _read_from(path: Path, offset: int) -> str:
-    """What was appended to `path` after `offset` bytes."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            handle.seek(offset)
-            return handle.read()
-    except OSError:
-        return ""

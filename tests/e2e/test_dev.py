@@ -31,7 +31,10 @@ def dev_probe() -> dict[str, str]:
 """
 
 
-def wait_for(what: str, check: Callable[[], object], timeout: float = DEADLINE_S) -> object:
+def wait_for(
+    what: str, check: Callable[[], object], timeout: float = DEADLINE_S, seen: Callable[[], str] | None = None
+) -> object:
+    """`check()` once it is truthy; on timeout an AssertionError with `seen()` (the screen, the output)."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
@@ -39,7 +42,8 @@ def wait_for(what: str, check: Callable[[], object], timeout: float = DEADLINE_S
         if last:
             return last
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    shown = f"\n--- what was seen ---\n{seen()}" if seen is not None else ""
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r}){shown}")
 
 
 def get(url: str) -> httpx.Response | None:
@@ -56,6 +60,13 @@ def served(project: Project, path: str) -> dict[str, object] | None:
         return None
     response = get(f"{url}{path}")
     return response.json() if response is not None and response.status_code == 200 else None
+
+
+def _seen(project: Project, session: Tmux) -> str:
+    """The terminal and the API's log, for a failure's message."""
+    log = project.root / ".ops" / "logs" / "api.log"
+    api_log = log.read_text(errors="replace")[-3000:] if log.exists() else "(no api.log)"
+    return f"{session.screen()}\n--- api.log ---\n{api_log}"
 
 
 class Tmux:
@@ -102,7 +113,7 @@ def tmux_dev(project: Project) -> Iterator[Tmux]:
 
 
 def test_dev_in_a_terminal_serves_edits_recovers_from_a_broken_one_and_restarts_a_crash(project, tmux_dev):
-    wait_for("the API to answer", lambda: served(project, "/health"))
+    wait_for("the API to answer", lambda: served(project, "/health"), seen=lambda: _seen(project, tmux_dev))
     screen = wait_for(
         "the view to show a healthy api", lambda: "healthy" in tmux_dev.screen() and tmux_dev.screen()
     )

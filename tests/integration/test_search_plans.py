@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from sqlalchemy import Connection, create_engine, pool
+from sqlalchemy import Connection
 
 from app.embedding import default_embedder
-from app.ingest import ingest
 from app.search import Mode, SearchQuery, explain, search
 
 TRIGRAM_INDEX = "Bitmap Index Scan on ix_text_segment_text_fold_trgm"
@@ -16,12 +13,8 @@ VECTOR_INDEX = "Index Scan using ix_text_segment_emb_hnsw"
 
 
 @pytest.fixture(scope="module")
-def conn(db_url: str) -> Iterator[Connection]:
-    ingest(db_url, "all")
-    engine = create_engine(db_url, poolclass=pool.NullPool)
-    with engine.connect() as conn:
-        yield conn
-    engine.dispose()
+def conn(both_poems: Connection) -> Connection:
+    return both_poems
 
 
 def plan(conn: Connection, query: SearchQuery) -> str:

@@ -4,13 +4,11 @@ the trigram scan does, and word beginnings ranked above looser matches (real Pos
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Connection, create_engine, pool, text
+from sqlalchemy import Connection, text
 
 from app.embedding import default_embedder
-from app.ingest import ingest
 from app.search import (
     PREFIX_SCORE,
     Mode,
@@ -26,38 +24,19 @@ SIZE_ORDER_SCAN = "Index Scan using ix_text_segment_size_order"
 
 
 @pytest.fixture(scope="module")
-def conn(db_url: str) -> Iterator[Connection]:
-    ingest(db_url, "all")
-    engine = create_engine(db_url, poolclass=pool.NullPool)
-    with engine.connect() as conn:
-        yield conn
-    engine.dispose()
+def conn(both_poems: Connection) -> Connection:
+    return both_poems
 
 
-def ranked_ids(conn: Connection, query: SearchQuery) -> list[int]:
-    """The search's verse ids in rank order."""
+def text_ids(conn: Connection, query: SearchQuery, words: int) -> list[int]:
+    """The text candidates' verse ids in rank order: the bounded plan for `words` words, or (0)
+    the trigram scan alone, the plan before the bounded one."""
     try:
         _, params = prepared_statement(conn, query, default_embedder())
-        sql = (
-            "WITH"
-            + text_candidates(_filters(query), len(query.folded.split()), prefix=False)
-            + " SELECT id FROM text_hits ORDER BY rank"
+        ctes = text_candidates(_filters(query), words, prefix=False)
+        return list(
+            conn.execute(text(f"WITH{ctes} SELECT id FROM text_hits ORDER BY rank"), params).scalars()
         )
-        return list(conn.execute(text(sql), params).scalars())
-    finally:
-        conn.rollback()
-
-
-def trigram_scan_ids(conn: Connection, query: SearchQuery) -> list[int]:
-    """The same query answered by the trigram scan alone (the plan before the bounded one)."""
-    try:
-        _, params = prepared_statement(conn, query, default_embedder())
-        sql = (
-            "WITH"
-            + text_candidates(_filters(query), 0, prefix=False)
-            + " SELECT id FROM text_hits ORDER BY rank"
-        )
-        return list(conn.execute(text(sql), params).scalars())
     finally:
         conn.rollback()
 
@@ -82,7 +61,8 @@ def test_the_bounded_word_plan_ranks_exactly_as_the_trigram_scan(
     conn: Connection, query: SearchQuery
 ) -> None:
     wanted = query.offset + query.limit
-    assert ranked_ids(conn, query) == trigram_scan_ids(conn, query)[:wanted]
+    bounded = text_ids(conn, query, len(query.folded.split()))
+    assert bounded == text_ids(conn, query, 0)[:wanted]
 
 
 def test_a_common_word_reads_about_the_page_not_every_verse_that_holds_it(conn: Connection) -> None:
