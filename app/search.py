@@ -34,6 +34,7 @@ EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
 PREFIX_MIN = 4  # a one-word query this long also finds the words it begins
 PREFIX_SCORE = 0.9  # such a word beginning scores this (a whole word scores 1.0, typos less)
 KEY_WORDS = 2  # a query with a typo in each word: verses found through its longest words
+BEGINS_MAX = 9  # the longest beginning whose verses no looser match outscores: 9/10 <= PREFIX_SCORE
 
 
 class Mode(StrEnum):
@@ -114,20 +115,22 @@ text_hits AS (
     ) ranked
 )"""
 
-# The verses that hold every word of the query as a word score 1.0 (word_similarity counts the
-# query's trigrams found in one stretch of the verse), above any other, and rank among themselves
-# by size, then the edition's order. Walked in that order (ix_text_segment_size_order, each verse
-# checked against the token index), or from a rare word's verses (ix_token_fold), the scan stops
-# at the page: its work follows `offset + limit`, not how many verses hold a common word (και:
-# 5,012). Only when they do not fill the page does the trigram scan run, ranking as before.
-_WORD_CANDIDATES = """
+_EXACT = """
 exact AS (
     SELECT s.id, 1.0::float8 AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line
     FROM text_segment s
     WHERE {holds} {filters}
     ORDER BY length(s.text_fold), s.work_id, s.book, s.line
     LIMIT :candidates
-),
+),"""
+
+# The verses that hold every word of the query as a word score 1.0 (word_similarity counts the
+# query's trigrams found in one stretch of the verse), above any other, and rank among themselves
+# by size, then the edition's order. Walked in that order (ix_text_segment_size_order, each verse
+# checked against the token index), or from a rare word's verses (ix_token_fold), the scan stops
+# at the page: its work follows `offset + limit`, not how many verses hold a common word (και:
+# 5,012). Only when they do not fill the page does the trigram scan run, ranking as before.
+_WORD_CANDIDATES = """{exact}
 text_hits AS (
     SELECT id, score, row_number() OVER (ORDER BY score DESC, size, work_id, book, line) AS rank
     FROM (
@@ -135,6 +138,31 @@ text_hits AS (
         UNION ALL
         SELECT * FROM ({fuzzy}
         ) fuzzy WHERE (SELECT count(*) FROM exact) < :candidates
+    ) ranked
+)"""
+
+# A word's beginning that is no verse's whole word: the verses holding a word that begins so score
+# PREFIX_SCORE, and no other verse scores as much (its word similarity is at most len/(len + 1),
+# so BEGINS_MAX letters at the most), so they too are walked in rank order and stop at the page.
+_BEGINS_CANDIDATES = """{exact}
+begins AS (
+    SELECT s.id, {prefix}::float8 AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line
+    FROM text_segment s
+    WHERE EXISTS (SELECT 1 FROM token t WHERE t.fold LIKE :begins AND t.segment_id = s.id) {filters}
+    ORDER BY length(s.text_fold), s.work_id, s.book, s.line
+    LIMIT :candidates
+),
+counted AS (SELECT (SELECT count(*) FROM exact) AS exact, (SELECT count(*) FROM begins) AS begins),
+text_hits AS (
+    SELECT id, score, row_number() OVER (ORDER BY score DESC, size, work_id, book, line) AS rank
+    FROM (
+        SELECT * FROM exact WHERE (SELECT exact FROM counted) >= :candidates
+        UNION ALL
+        SELECT * FROM begins WHERE (SELECT exact = 0 AND begins >= :candidates FROM counted)
+        UNION ALL
+        SELECT * FROM ({fuzzy}
+        ) fuzzy
+        WHERE (SELECT exact < :candidates AND NOT (exact = 0 AND begins >= :candidates) FROM counted)
     ) ranked
 )"""
 
@@ -212,21 +240,22 @@ def _filters(query: SearchQuery) -> str:
     return " ".join(parts)
 
 
-def text_candidates(filters: str, words: int, prefix: bool) -> str:
+def text_candidates(filters: str, words: int, prefix: bool, begins: bool = False) -> str:
     """The text candidates' CTE(s): the verses holding all `words` words (:w0, :w1, ...) when they
-    fill the page, else the trigram scan; `words` 0: the trigram scan alone."""
+    fill the page, else (`begins`) those holding a word that begins with :w0, else the trigram
+    scan; `words` 0: the trigram scan alone."""
     score = _PREFIX_SCORE.format(prefix=PREFIX_SCORE) if prefix else "word_similarity(:q, s.text_fold)"
     fuzzy = _FUZZY_TEXT.format(score=score, filters=filters)
     if not words:
         return _TEXT_CANDIDATES.format(fuzzy=fuzzy)
-    return _WORD_CANDIDATES.format(
-        fuzzy=fuzzy, holds=_HOLDS_ONE if words == 1 else _HOLDS_ALL, filters=filters
-    )
+    exact = _EXACT.format(holds=_HOLDS_ONE if words == 1 else _HOLDS_ALL, filters=filters)
+    template = _BEGINS_CANDIDATES if begins else _WORD_CANDIDATES
+    return template.format(exact=exact, fuzzy=fuzzy, filters=filters, prefix=PREFIX_SCORE)
 
 
-def search_sql(mode: Mode, filters: str, words: int = 0, prefix: bool = False) -> str:
+def search_sql(mode: Mode, filters: str, words: int = 0, prefix: bool = False, begins: bool = False) -> str:
     """The one statement that answers a search in `mode`."""
-    text_cte = text_candidates(filters, words, prefix)
+    text_cte = text_candidates(filters, words, prefix, begins)
     vector_cte = _VECTOR_CANDIDATES.format(filters=filters)
     if mode is Mode.text:
         ctes, ranks, order = [text_cte], ("h.rank", "NULL"), "h.rank"
@@ -306,7 +335,10 @@ def prepared_statement(
     distinct = sorted(set(words), key=lambda word: (-len(word), word))
     params.update(w0=words[0], words=distinct, keys=distinct[:KEY_WORDS])
     prefix = len(words) == 1 and len(folded) >= PREFIX_MIN
-    return search_sql(query.mode, _filters(query), len(words), prefix), params
+    begins = prefix and len(folded) <= BEGINS_MAX
+    if begins:
+        params["begins"] = f"{folded}%"  # folded: letters, digits and spaces only, never % or _
+    return search_sql(query.mode, _filters(query), len(words), prefix, begins), params
 
 
 def _configure(conn: Connection, mode: Mode, candidates: int) -> None:

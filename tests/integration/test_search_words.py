@@ -28,12 +28,12 @@ def conn(both_poems: Connection) -> Connection:
     return both_poems
 
 
-def text_ids(conn: Connection, query: SearchQuery, words: int) -> list[int]:
-    """The text candidates' verse ids in rank order: the bounded plan for `words` words, or (0)
-    the trigram scan alone, the plan before the bounded one."""
+def text_ids(conn: Connection, query: SearchQuery, words: int, prefix: bool = False) -> list[int]:
+    """The text candidates' verse ids in rank order: the bounded plans for `words` words (and a
+    word's beginning, with `prefix`), or (0) the trigram scan alone, the plan before them."""
     try:
         _, params = prepared_statement(conn, query, default_embedder())
-        ctes = text_candidates(_filters(query), words, prefix=False)
+        ctes = text_candidates(_filters(query), words, prefix, begins=prefix and words == 1)
         return list(
             conn.execute(text(f"WITH{ctes} SELECT id FROM text_hits ORDER BY rank"), params).scalars()
         )
@@ -63,6 +63,23 @@ def test_the_bounded_word_plan_ranks_exactly_as_the_trigram_scan(
     wanted = query.offset + query.limit
     bounded = text_ids(conn, query, len(query.folded.split()))
     assert bounded == text_ids(conn, query, 0)[:wanted]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        SearchQuery("αχιλ"),
+        SearchQuery("πηληια", limit=30),
+        SearchQuery("οδυσσ", work="odyssey"),
+        SearchQuery("ανδρ"),
+    ],
+    ids=lambda q: f"{q.q}-{q.work}",
+)
+def test_the_bounded_beginning_plan_ranks_exactly_as_the_trigram_scan(
+    conn: Connection, query: SearchQuery
+) -> None:
+    wanted = query.offset + query.limit
+    assert text_ids(conn, query, 1, prefix=True) == text_ids(conn, query, 0, prefix=True)[:wanted]
 
 
 def test_a_common_word_reads_about_the_page_not_every_verse_that_holds_it(conn: Connection) -> None:
