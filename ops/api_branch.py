@@ -227,4 +227,5 @@ class ApiBranch:
 
 
 def _address(endpoint: Endpoint) -> str:
-    return f"{endpoint.host}:{endpoint.port}/{endpoint.database}"
+    """Where the API's database is: every host of a multi-host DSN, so that a new one restarts it."""
+    return f"{endpoint.where}/{endpoint.database}"
