@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Connection, create_engine, pool
 
 from app.ingest import ingest
@@ -18,3 +19,25 @@ def both_poems(db_url: str) -> Iterator[Connection]:
     with engine.connect() as conn:
         yield conn
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def client(db_url: str) -> Iterator[TestClient]:
+    """The app in-process on the session's database, both poems loaded (idempotent)."""
+    from tests.integration.test_search_api import client_for
+
+    ingest(db_url, "all")
+    with client_for(db_url) as client:
+        yield client
+
+
+@pytest.fixture
+def search(client: TestClient) -> Callable[..., dict]:
+    """GET /search with `q` and params, asserted 200; its JSON."""
+
+    def run(q: str, **params: object) -> dict:
+        response = client.get("/search", params={"q": q, **params})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    return run

@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app import config, db
-from app.ingest import ingest
 from app.main import app
 
 ILIAD_1_1 = "urn:cts:greekLit:tlg0012.tlg001.perseus-grc2:1.1"
@@ -41,24 +40,7 @@ def client_for(database_url: str, **env: str) -> Iterator[TestClient]:
             reset_app_caches()
 
 
-@pytest.fixture(scope="module")
-def client(db_url: str) -> Iterator[TestClient]:
-    ingest(db_url, "all")  # whatever earlier tests left, both works complete (idempotent)
-    with client_for(db_url) as client:
-        yield client
-
-
-Search = Callable[..., dict]
-
-
-@pytest.fixture
-def search(client: TestClient) -> Search:
-    def run(q: str, **params: object) -> dict:
-        response = client.get("/search", params={"q": q, **params})
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    return run
+Search = Callable[..., dict]  # the `search` fixture (tests/integration/conftest.py): q and params -> JSON
 
 
 def refs(result: dict) -> list[str]:

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, pool
 
 from app.folding import fold
-from app.ingest import ingest
 from app.vocabulary import word_counts
-from tests.integration.test_search_api import Search, client_for, refs
+from tests.integration.test_search_api import Search, refs
 
 ILIAD_1_1 = "μῆνιν ἄειδε θεὰ Πηληϊάδεω Ἀχιλῆος"
-
-
-@pytest.fixture(scope="module")
-def client(db_url: str) -> Iterator[TestClient]:
-    ingest(db_url, "all")
-    with client_for(db_url) as client:
-        yield client
-
-
-@pytest.fixture
-def search(client: TestClient) -> Search:
-    def run(q: str, **params: object) -> dict:
-        response = client.get("/search", params={"q": q, **params})
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    return run
 
 
 @pytest.mark.parametrize(
