@@ -18,6 +18,7 @@ returns fewer hits than the better of the two.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -141,28 +142,50 @@ text_hits AS (
     ) ranked
 )"""
 
-# A word's beginning that is no verse's whole word: the verses holding a word that begins so score
-# PREFIX_SCORE, and no other verse scores as much (its word similarity is at most len/(len + 1),
-# so BEGINS_MAX letters at the most), so they too are walked in rank order and stop at the page.
+# A one-word query of PREFIX_MIN to BEGINS_MAX letters: after the verses holding it as a whole word
+# (1.0) come those holding a word that begins so (PREFIX_SCORE), and no other verse scores as much
+# (its word similarity is at most len/(len + 1)), so they too are taken in rank order and stop at
+# the page. Rare beginnings first: when fewer than :begins_cap words begin so (`begins_cap()`),
+# their verses are collected and sorted; otherwise the verses are walked in rank order, each checked
+# for a word that begins so as _PREFIX_SCORE checks it. The planner cannot tell the two cases apart
+# from `LIKE` alone. Neither runs when the whole word's verses fill the page.
 _BEGINS_CANDIDATES = """{exact}
-begins AS (
-    SELECT s.id, {prefix}::float8 AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line
-    FROM text_segment s
-    WHERE EXISTS (SELECT 1 FROM token t WHERE t.fold LIKE :begins AND t.segment_id = s.id) {filters}
-    ORDER BY length(s.text_fold), s.work_id, s.book, s.line
-    LIMIT :candidates
+begins_postings AS MATERIALIZED (
+    SELECT t.segment_id FROM token t WHERE t.fold LIKE :begins LIMIT :begins_cap
 ),
-counted AS (SELECT (SELECT count(*) FROM exact) AS exact, (SELECT count(*) FROM begins) AS begins),
+begins AS (
+    (SELECT s.id, {prefix}::float8 AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line
+     FROM text_segment s
+     WHERE s.id IN (SELECT segment_id FROM begins_postings) {filters}
+       AND (SELECT count(*) FROM begins_postings) < :begins_cap
+     ORDER BY length(s.text_fold), s.work_id, s.book, s.line
+     LIMIT :candidates)
+    UNION ALL
+    (SELECT s.id, {prefix}::float8 AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line
+     FROM text_segment s
+     WHERE strpos(' ' || s.text_fold, ' ' || :q) > 0 {filters}
+       AND (SELECT count(*) FROM begins_postings) >= :begins_cap
+     ORDER BY length(s.text_fold), s.work_id, s.book, s.line
+     LIMIT :candidates)
+),
+counted AS MATERIALIZED (
+    SELECT e.n >= :candidates AS by_word,
+           e.n < :candidates AND (SELECT count(*) FROM begins) >= :candidates AS by_beginning
+    FROM (SELECT count(*) AS n FROM exact) e
+),
 text_hits AS (
     SELECT id, score, row_number() OVER (ORDER BY score DESC, size, work_id, book, line) AS rank
     FROM (
-        SELECT * FROM exact WHERE (SELECT exact FROM counted) >= :candidates
+        SELECT * FROM exact WHERE (SELECT by_word OR by_beginning FROM counted)
         UNION ALL
-        SELECT * FROM begins WHERE (SELECT exact = 0 AND begins >= :candidates FROM counted)
+        (SELECT * FROM begins
+         WHERE (SELECT by_beginning FROM counted) AND id NOT IN (SELECT id FROM exact)
+         ORDER BY size, work_id, book, line
+         LIMIT greatest(:candidates - (SELECT count(*) FROM exact), 0))
         UNION ALL
         SELECT * FROM ({fuzzy}
         ) fuzzy
-        WHERE (SELECT exact < :candidates AND NOT (exact = 0 AND begins >= :candidates) FROM counted)
+        WHERE (SELECT NOT (by_word OR by_beginning) FROM counted)
     ) ranked
 )"""
 
@@ -338,7 +361,18 @@ def prepared_statement(
     begins = prefix and len(folded) <= BEGINS_MAX
     if begins:
         params["begins"] = f"{folded}%"  # folded: letters, digits and spaces only, never % or _
+        params["begins_cap"] = begins_cap(conn, candidates)
     return search_sql(query.mode, _filters(query), len(words), prefix, begins), params
+
+
+def begins_cap(conn: Connection, candidates: int) -> int:
+    """How many words may begin so before walking beats collecting: walking reads about
+    candidates x verses / postings verses, collecting reads the postings, so the two cost the same
+    near sqrt(candidates x verses). The verse count is the planner's estimate (no scan)."""
+    verses = conn.execute(
+        text("SELECT greatest(reltuples, 1) FROM pg_class WHERE oid = 'text_segment'::regclass")
+    ).scalar_one()
+    return max(candidates, math.isqrt(int(candidates * verses)))
 
 
 def _configure(conn: Connection, mode: Mode, candidates: int) -> None:

@@ -14,6 +14,7 @@ from app.search import (
     Mode,
     SearchQuery,
     _filters,
+    begins_cap,
     explain,
     prepared_statement,
     search,
@@ -72,6 +73,10 @@ def test_the_bounded_word_plan_ranks_exactly_as_the_trigram_scan(
         SearchQuery("πηληια", limit=30),
         SearchQuery("οδυσσ", work="odyssey"),
         SearchQuery("ανδρ"),
+        SearchQuery("ἄνδρα", limit=100),  # 84 verses hold the word: those beginning so fill the rest
+        SearchQuery("ἄνδρα", limit=50, offset=150),  # 204 verses begin so: the page ends at 200
+        SearchQuery("Ἕκτωρ", limit=30, offset=190),  # past the word's 202 verses: the trigram scan
+        SearchQuery("ἄνδρα", book=1, limit=12),  # a filter: fewer beginnings than the page
     ],
     ids=lambda q: f"{q.q}-{q.work}",
 )
@@ -98,6 +103,50 @@ def test_a_common_word_reads_about_the_page_not_every_verse_that_holds_it(conn: 
     lines = plan.splitlines()
     trigram = [lines[n - 1] for n, line in enumerate(lines) if "<% text_fold" in line or "%> 'και'" in line]
     assert trigram and all("never executed" in node for node in trigram), plan  # the scan does not run
+
+
+def plan_lines(conn: Connection, query: SearchQuery) -> list[str]:
+    try:
+        return explain(conn, query, default_embedder()).splitlines()
+    finally:
+        conn.rollback()
+
+
+def node_rows(lines: list[str], node: str) -> list[str]:
+    """What EXPLAIN ANALYZE says of each `node` line: its rows, or 'never executed'."""
+    return [
+        "never executed" if "never executed" in line else line.split("rows=")[1].split()[0]
+        for line in lines
+        if node in line
+    ]
+
+
+def test_a_rare_beginning_collects_its_verses_instead_of_walking_every_verse(conn: Connection) -> None:
+    lines = plan_lines(conn, SearchQuery("αχιλ", Mode.hybrid))  # hybrid: 100 text candidates
+    walks = node_rows(lines, SIZE_ORDER_SCAN)
+    collected = {
+        float(rows) for rows in node_rows(lines, "CTE Scan on begins_postings") if rows != "never executed"
+    }
+    assert walks == ["never executed"], lines  # the walk read 7,831 verses for 100 before
+    assert len(collected) == 1 and 100 < collected.pop() < 1000, lines  # the 383 words that begin αχιλ
+
+
+def test_a_common_beginning_walks_the_verses_in_rank_order_and_stops_at_the_page(
+    conn: Connection,
+) -> None:
+    cap = begins_cap(conn, 10)
+    conn.rollback()
+    lines = plan_lines(conn, SearchQuery("αχαι", Mode.text))  # 753 words begin so, none is αχαι
+    walks = node_rows(lines, SIZE_ORDER_SCAN)
+    counted = {rows for rows in node_rows(lines, "CTE Scan on begins_postings") if rows != "never executed"}
+    assert walks == ["10.00"], lines  # the page, not the 700-odd verses
+    assert counted == {f"{cap}.00"}, lines  # the words that begin so, counted up to the cap only
+
+
+def test_a_word_whose_verses_fill_the_page_never_looks_at_beginnings(conn: Connection) -> None:
+    lines = plan_lines(conn, SearchQuery("Ἕκτωρ", Mode.text))
+    at = [n for n, line in enumerate(lines) if line.strip() == "CTE begins_postings"]
+    assert at and "never executed" in lines[at[0] + 1], lines
 
 
 def test_a_misspelled_word_still_goes_through_the_trigram_index(conn: Connection) -> None:
