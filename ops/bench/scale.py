@@ -1,8 +1,8 @@
 """Section 4: text and vector latency with 1x, 4x and 16x the Iliad, to show how cost grows.
 
-The copies are made inside the database (INSERT ... SELECT under a new work id and URN),
-with the search indexes rebuilt once per scale rather than fed row by row. They are exact
-copies: every query matches `factor` times as many verses.
+The copies are made inside the database (INSERT ... SELECT under a new work id and URN, their
+verses and their words), with the search indexes rebuilt once per scale rather than fed row by
+row. They are exact copies: every query matches `factor` times as many verses.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def scale_to(owner: Endpoint, factor: int) -> dict[str, Any]:
         with search_indexes_paused(conn, factor > have, lambda _line: None):
             for n in range(have, factor):
                 _copy(conn, iliad, n)
-        conn.execute(text("ANALYZE text_segment"))
+        conn.execute(text("ANALYZE text_segment, token"))
         rows = conn.execute(text("SELECT count(*) FROM text_segment")).scalar_one()
     return {"factor": factor, "rows": rows, "load_seconds": round(time.perf_counter() - began, 2)}
 
@@ -80,4 +80,13 @@ def _copy(conn: Connection, iliad: int, n: int) -> None:
             " FROM text_segment WHERE work_id = :iliad ORDER BY book, line"
         ),
         {"work_id": work_id, "urn": f"urn:homer-ops:{slug}:", "iliad": iliad},
+    )
+    conn.execute(  # the copies' words too, or the word plans would find only the original's verses
+        text(
+            "INSERT INTO token (segment_id, position, surface, fold)"
+            " SELECT c.id, t.position, t.surface, t.fold"
+            " FROM token t JOIN text_segment o ON o.id = t.segment_id AND o.work_id = :iliad"
+            " JOIN text_segment c ON (c.work_id, c.book, c.line) = (:work_id, o.book, o.line)"
+        ),
+        {"work_id": work_id, "iliad": iliad},
     )

@@ -170,6 +170,10 @@ def evaluate(figures: dict[str, Any]) -> list[Target]:
         targets.append(
             Target(f"{mode}_growth", f"{mode} p50 growth, 1x to {top}x", 2.0, "x", growth, _GROWTH[mode])
         )
+    growth_p99 = scale.get("growth_p99", {}).get("text")
+    targets.append(
+        Target("text_growth_p99", f"text p99 growth, 1x to {top}x", 2.0, "x", growth_p99, _GROWTH["text"])
+    )
     sql_ready = figures.get("docker_sql_ready", {})
     if sql_ready.get("ratio") is not None:
         targets.append(
