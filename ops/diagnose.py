@@ -226,16 +226,16 @@ def _container(settings: Settings, state: StackState, client: Any) -> dict[str, 
     """The stack's container as the engine sees it: id, state, exit code and published port."""
     from docker.errors import NotFound
 
-    from ops.backends.docker import PROJECT_LABEL, STACK_LABEL
+    from ops import labels
 
     try:
         container = client.containers.get(_container_name(settings, state))
     except NotFound:
         return {"container_state": "absent"}
-    if container.labels.get(STACK_LABEL) != settings.stack:
+    if container.labels.get(labels.STACK) != settings.stack:
         return {"container_state": "not created by this harness", "container": container.short_id}
-    if container.labels.get(PROJECT_LABEL) not in (None, str(settings.project_dir)):
-        owner = container.labels[PROJECT_LABEL]
+    if container.labels.get(labels.PROJECT) not in (None, str(settings.project_dir)):
+        owner = container.labels[labels.PROJECT]
         return {"container_state": f"of another checkout ({owner})", "container": container.short_id}
     run_state = container.attrs.get("State", {})
     bindings = (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get("5432/tcp") or []
@@ -326,10 +326,10 @@ def _servers(settings: Settings, endpoint: Endpoint, facts: dict[str, Any], prob
 
 def _container_name(settings: Settings, state: StackState) -> str:
     """The stack's container: as recorded, else the name this checkout's stack gets."""
-    from ops.backends.docker import scoped_names
+    from ops.labels import container_name
 
     recorded = state.db.container_name
-    return str(recorded or scoped_names(settings.stack, settings.project_dir)[0])
+    return str(recorded or container_name(settings.stack, settings.project_dir))
 
 
 def _engine_facts(docker: DockerProbe, problems: list[str]) -> dict[str, Any]:

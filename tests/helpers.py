@@ -31,7 +31,7 @@ def stack_settings(state_dir: Path, **overrides: Any) -> Settings:
 
 def docker_names(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[str, str]:
     """The (container, volume) names the docker backend gives a new stack of that checkout."""
-    from ops.backends.docker import scoped_names
+    from ops.labels import scoped_names
 
     return scoped_names(stack, project_dir)
 

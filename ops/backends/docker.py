@@ -9,74 +9,32 @@ owner pid, creation time, image), so that leftovers of a crashed run are found b
 from __future__ import annotations
 
 import functools
-import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.errors import APIError, DockerException, NotFound
 from docker.models.containers import Container
 from requests.exceptions import RequestException
 
-from ops import pull_memory
+from ops import labels
 from ops.backends.base import DatabaseBackend, Endpoint, Started
+from ops.backends.docker_image import ImagePlan, ensure_image, plan_image
 from ops.engine import connect, engine_address, try_connect
 from ops.errors import BackendUnavailable, DatabaseError, OpsError
-from ops.scope import checkout_id
 from ops.secrets import new_password, redact, stack_passwords
 from ops.settings import Settings
 from ops.state import DbRecord
 
 T = TypeVar("T")
-LABEL = "homer-ops"
 PGDATA = "/var/lib/postgresql/18/docker"
 # /dev/shm: a parallel HNSW build (ingest, maintenance_work_mem 512 MB) puts its memory there;
 # 256 MB made the whole-Iliad ingest fail with "could not resize shared memory segment".
 SHM_SIZE = "1g"
 VOLUME_MOUNT = "/var/lib/postgresql"
 PORT_MAP_TIMEOUT_S = 10
-
-
-STACK_LABEL, PROJECT_LABEL = f"{LABEL}.stack", f"{LABEL}.project"
-
-
-def scoped_prefix(stack: str, project_dir: Path) -> str:
-    """`homer-ops-<stack>-<checkout hash>`: two checkouts' stacks of one name never share a name."""
-    return f"{LABEL}-{stack}-{checkout_id(project_dir)}"
-
-
-def scoped_names(stack: str, project_dir: Path) -> tuple[str, str]:
-    """The (container, volume) names a new stack of this checkout gets."""
-    prefix = scoped_prefix(stack, project_dir)
-    return f"{prefix}-db", f"{prefix}-pgdata"
-
-
-def scope_labels(settings: Settings) -> dict[str, str]:
-    """What every object of this stack carries: its stack and its checkout."""
-    return {STACK_LABEL: settings.stack, PROJECT_LABEL: str(settings.project_dir)}
-
-
-def labels_for(settings: Settings, run_id: str, image: str) -> dict[str, str]:
-    return {
-        **scope_labels(settings),
-        f"{LABEL}.run-id": run_id,
-        f"{LABEL}.owner-pid": str(os.getpid()),
-        f"{LABEL}.created": datetime.now(UTC).isoformat(timespec="seconds"),
-        f"{LABEL}.image": image,
-    }
-
-
-@dataclass(frozen=True)
-class ImagePlan:
-    """How the docker backend gets its image: the tag and what to do (None when it cannot)."""
-
-    tag: str | None
-    action: str  # "present", "pulled", "build" or "none"
-    note: str
 
 
 def _engine_errors(method: Callable[..., T]) -> Callable[..., T]:
@@ -110,7 +68,7 @@ class DockerBackend(DatabaseBackend):
         self.settings = settings
         self.record = (record or DbRecord()).model_copy(deep=True)
         # A stack made before names were scoped keeps its recorded names (adopted, not lost).
-        container, volume = scoped_names(settings.stack, settings.project_dir)
+        container, volume = labels.scoped_names(settings.stack, settings.project_dir)
         self.container_name = self.record.container_name or container
         self.volume_name = self.record.volume or volume
         self._log = settings.logs_dir / "db.log"
@@ -274,17 +232,17 @@ class DockerBackend(DatabaseBackend):
             container = self.client.containers.get(self.container_name)
         except NotFound:
             return None
-        labels = container.labels
-        if labels.get(STACK_LABEL) == self.settings.stack and labels.get(PROJECT_LABEL) in (
+        found = container.labels
+        if found.get(labels.STACK) == self.settings.stack and found.get(labels.PROJECT) in (
             None,
             str(self.settings.project_dir),
         ):
             return container
-        scoped = scoped_names(self.settings.stack, self.settings.project_dir)
-        if labels.get(STACK_LABEL) and self.container_name != scoped[0]:
+        scoped = labels.scoped_names(self.settings.stack, self.settings.project_dir)
+        if found.get(labels.STACK) and self.container_name != scoped[0]:
             self.container_name, self.volume_name = scoped
             return self._find()
-        owner = labels.get(PROJECT_LABEL)
+        owner = found.get(labels.PROJECT)
         raise BackendUnavailable(
             f"a container named {self.container_name} exists but "
             + (f"belongs to the checkout {owner}" if owner else "was not created by this harness"),
@@ -308,85 +266,27 @@ class DockerBackend(DatabaseBackend):
         return redact(raw.decode("utf-8", errors="replace"), stack_passwords(self.record.model_dump()))
 
     def image_plan(self) -> ImagePlan:
-        """The configured image if present or pullable; else the offline image, present or buildable.
-
-        A failed pull is remembered (`ops.pull_memory`), so an air-gapped machine tries it once an hour.
-        """
-        if self._plan is not None:
-            return self._plan
-        image = self.settings.docker_image
-        if self._has_image(image):
-            self._plan = ImagePlan(image, "present", f"{image} is present")
-            return self._plan
-        remembered = pull_memory.recent_failure(image)
-        failed = self._pull(image) if remembered is None else f"{remembered}; remembered, not retried yet"
-        if failed is None:
-            self._plan = ImagePlan(image, "pulled", f"pulled {image}")
-        else:
-            self._plan = self._offline_plan(f"{image} cannot be pulled ({failed})")
+        """The image this stack runs, and how it is had (ops.backends.docker_image); asked once."""
+        if self._plan is None:
+            self._plan = plan_image(self.client, self.settings, self._emit)
         return self._plan
-
-    def _pull(self, image: str) -> str | None:
-        """Pull `image`; None when it worked, else why not (remembered)."""
-        self._emit(f"pulling {image} ...")
-        try:
-            self.client.images.pull(image)
-        except APIError as exc:
-            reason = str(exc.explanation or exc)[:120]
-            pull_memory.remember_failure(image, reason)
-            return reason
-        pull_memory.forget(image)
-        return None
-
-    def _offline_plan(self, why: str) -> ImagePlan:
-        from ops.image import offline_present, offline_tag, why_not_buildable
-
-        if not self.settings.docker_offline_fallback:
-            return ImagePlan(None, "none", f"{why}, and docker_offline_fallback is off")
-        present = offline_present(self.client)
-        if present:
-            return ImagePlan(present, "present", f"{why}; using the offline image {present}")
-        missing = why_not_buildable()
-        if missing:
-            return ImagePlan(None, "none", f"{why}, and the offline image cannot be built: {missing}")
-        return ImagePlan(offline_tag(), "build", f"{why}; the offline image {offline_tag()} will be built")
-
-    def _has_image(self, tag: str) -> bool:
-        try:
-            self.client.images.get(tag)
-            return True
-        except ImageNotFound:
-            return False
 
     def _ensure_image(self) -> tuple[str, str]:
         """The image to run and a note on how it was had; BackendUnavailable when none can be."""
-        plan = self.image_plan()
-        if plan.tag is None:
-            raise BackendUnavailable(
-                f"no PostgreSQL image can be had: {plan.note}",
-                "pull or build one (`invoke image` builds the offline image; it needs busybox-static), "
-                "or use --backend embedded",
-            )
-        if plan.action == "build":
-            from ops.image import ensure_offline_image
-
-            self._emit(f"{plan.note} ...")
-            tag, _ = ensure_offline_image(self.client, progress=self._emit)
-            return tag, plan.note.replace("will be built", "was built")
-        quiet = plan.action == "present" and plan.tag == self.settings.docker_image
-        return plan.tag, "" if quiet else plan.note
+        return ensure_image(self.client, self.image_plan(), self.settings, self._emit)
 
     def _create(self, image: str, password: str) -> Container:
         if not self._volume_exists():
-            self.client.volumes.create(
-                self.volume_name, labels={**scope_labels(self.settings), f"{LABEL}.kind": "pgdata"}
-            )
+            scope = labels.scope_labels(self.settings.stack, self.settings.project_dir)
+            self.client.volumes.create(self.volume_name, labels={**scope, labels.KIND: "pgdata"})
         try:
             return self.client.containers.run(
                 image,
                 detach=True,
                 name=self.container_name,
-                labels=labels_for(self.settings, secrets.token_hex(6), image),
+                labels=labels.container_labels(
+                    self.settings.stack, self.settings.project_dir, secrets.token_hex(6), image
+                ),
                 environment={
                     "POSTGRES_USER": self.settings.db_user,
                     "POSTGRES_PASSWORD": password,
@@ -439,17 +339,17 @@ def remove_all(client: Any, dry_run: bool = False) -> list[str]:
     """`down --all`: every container and volume this harness labelled, with the checkout of each
     (only listed, with `dry_run`)."""
     removed = []
-    for container in client.containers.list(all=True, filters={"label": STACK_LABEL}):
+    for container in client.containers.list(all=True, filters={"label": labels.STACK}):
         if not dry_run:
             container.remove(force=True)
         removed.append(f"container {container.name} ({_owner(container.labels)})")
-    for volume in client.volumes.list(filters={"label": STACK_LABEL}):
+    for volume in client.volumes.list(filters={"label": labels.STACK}):
         if not dry_run:
             volume.remove(force=True)
         removed.append(f"volume {volume.name} ({_owner(volume.attrs.get('Labels') or {})})")
     return removed
 
 
-def _owner(labels: dict[str, str]) -> str:
-    checkout = labels.get(PROJECT_LABEL) or "unknown (made before checkouts were recorded)"
-    return f"stack {labels.get(STACK_LABEL)}, checkout {checkout}"
+def _owner(found: dict[str, str]) -> str:
+    checkout = found.get(labels.PROJECT) or "unknown (made before checkouts were recorded)"
+    return f"stack {found.get(labels.STACK)}, checkout {checkout}"

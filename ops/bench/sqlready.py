@@ -50,9 +50,9 @@ from requests.exceptions import RequestException
 from ops.bench.polling import until as poll_until
 from ops.bench.stats import medians, ratio
 from ops.errors import DatabaseError, OpsError
+from ops.labels import BENCH_RUN, selector
 from ops.signals import sigint_held
 
-RUN_LABEL = "homer-ops.bench-run"
 POLL_S = 0.02
 READY_TIMEOUT_S = 60.0
 TESTCONTAINERS_ENV = {
@@ -173,7 +173,7 @@ def replica_once(client: Any, image: str, run_id: str, cleanup: ExitStack) -> Fi
     from ops.backends.docker import PGDATA, SHM_SIZE, VOLUME_MOUNT
 
     name, password = f"bench-replica-{run_id}-{secrets.token_hex(3)}", secrets.token_hex(12)
-    labels = {RUN_LABEL: run_id}
+    labels = {BENCH_RUN: run_id}
     began, wall = time.perf_counter(), time.time()
     client.volumes.create(name, labels=labels)
     volume_made = time.perf_counter()
@@ -229,7 +229,7 @@ def testcontainers_once(image: str, run_id: str, cleanup: ExitStack) -> Figures:
         dbname="homer",
         driver=None,
         name=f"bench-tc-{run_id}-{secrets.token_hex(3)}",
-        labels={RUN_LABEL: run_id},
+        labels={BENCH_RUN: run_id},
     )
     postgres.ports = {"5432/tcp": ("127.0.0.1", None)}  # loopback only, as the harness publishes it
 
@@ -363,11 +363,11 @@ def _remove(container: Any) -> None:
 
 def sweep(client: Any, run_id: str) -> None:
     """Remove whatever this run left behind (a failure half-way), by its label."""
-    selector = {"label": f"{RUN_LABEL}={run_id}"}
+    by_run = selector(BENCH_RUN, run_id)
     with contextlib.suppress(DockerException, RequestException):
-        for container in client.containers.list(all=True, filters=selector):
+        for container in client.containers.list(all=True, filters=by_run):
             _remove(container)
-        for volume in client.volumes.list(filters=selector):
+        for volume in client.volumes.list(filters=by_run):
             with contextlib.suppress(NotFound):
                 volume.remove(force=True)
 

@@ -25,7 +25,8 @@ import httpx
 import psycopg
 from docker.errors import DockerException
 
-from ops.backends.docker import LABEL, SHM_SIZE
+from ops import labels
+from ops.backends.docker import SHM_SIZE
 from ops.backends.embedded import pg_bin_dir
 from ops.bench.polling import until
 from ops.bench.stats import medians, ratio
@@ -243,14 +244,14 @@ def _bare_embedded() -> Iterator[str]:
 @contextmanager
 def _bare_container(client: Any, image: str | None) -> Iterator[str]:
     """`containers.run` of the harness's image, then SELECT 1 until it works; yields the URL."""
-    password, name = secrets.token_hex(12), f"{LABEL}-bench-bare-{secrets.token_hex(4)}"
+    password, name = secrets.token_hex(12), labels.bench_container_name(secrets.token_hex(4))
     try:
         container = client.containers.run(
             image,
             detach=True,
             name=name,
             shm_size=SHM_SIZE,
-            labels={f"{LABEL}.stack": name, f"{LABEL}.kind": "bench"},
+            labels={labels.STACK: name, labels.KIND: "bench"},
             environment={"POSTGRES_USER": "homer", "POSTGRES_PASSWORD": password, "POSTGRES_DB": "homer"},
             ports={"5432/tcp": ("127.0.0.1", None)},
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.backends.docker import PROJECT_LABEL
+from ops import labels
 from tests.e2e.conftest import Project, close_project, copy_project
 from tests.faults.conftest import one_line_error, read_state
 from tests.helpers import docker_names, query, step_lines
@@ -32,7 +32,7 @@ def checkouts(engine, offline_image, tmp_path: Path) -> Iterator[tuple[Project, 
 
 
 def containers_of(engine, project: Project) -> list:
-    return engine.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project.root}"})
+    return engine.containers.list(all=True, filters=labels.selector(labels.PROJECT, project.root))
 
 
 def verses(project: Project) -> int:

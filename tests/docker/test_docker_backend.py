@@ -8,7 +8,7 @@ import socket
 import httpx
 import pytest
 
-from ops import stack
+from ops import labels, stack
 from ops.errors import BackendUnavailable
 from ops.state import DbRecord, StackState, load_state
 from tests.helpers import docker_names, query
@@ -56,9 +56,9 @@ def test_the_port_the_engine_mapped_is_used_by_migrations_api_and_status(engine,
         assert healthy(settings)  # the API reached the database on the mapped port
         db_line = stack.status(settings)[0]
         assert db_line.healthy and f"127.0.0.1:{result.endpoint.port}" in db_line.line
-    labels = container.labels
-    assert labels["homer-ops.stack"] == settings.stack
-    assert {"homer-ops.run-id", "homer-ops.owner-pid", "homer-ops.created", "homer-ops.image"} <= set(labels)
+    found = container.labels
+    assert found[labels.STACK] == settings.stack
+    assert {labels.RUN_ID, labels.OWNER_PID, labels.CREATED, labels.IMAGE} <= set(found)
 
 
 def test_up_down_up_keeps_the_data_in_the_volume(engine, make_stack):

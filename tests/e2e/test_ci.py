@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ops import labels
 from ops.engine import try_connect
 from tests.helpers import in_branch_order
 
@@ -98,10 +99,10 @@ def leftovers(project, stack: str | None = None) -> list[str]:
     client, _ = try_connect(timeout=10)
     if client is not None:
         try:
-            ours = {"label": f"homer-ops.project={project.root}"}
+            ours = labels.selector(labels.PROJECT, project.root)
             left += [c.name for c in client.containers.list(all=True, filters=ours)]
             if stack:
-                left += [v.name for v in client.volumes.list(filters={"label": f"homer-ops.stack={stack}"})]
+                left += [v.name for v in client.volumes.list(filters=labels.selector(labels.STACK, stack))]
         finally:
             client.close()
     return left

@@ -1,20 +1,13 @@
-"""Load Homer's Perseus TEI editions into text_segment and token, idempotently, in one transaction.
+"""The verses of parsed works written into text_segment and token, idempotently, in one transaction.
 
-`parse_work(path)` is pure (no database): it returns the verses of a file as the edition
-numbers them. `ingest(url_or_engine, work, books)` parses first, then writes everything in
-one transaction: COPY into temporary staging tables, then INSERT ... SELECT ... ON
-CONFLICT DO NOTHING, so a second run inserts nothing and a failure leaves the database
-as it was. Run it as ``python -m app.ingest --work iliad --books 1-3``.
+`ingest(url_or_engine, work, books)` parses first (app.ingest.tei), then writes everything in one
+transaction: COPY into temporary staging tables, then INSERT ... SELECT ... ON CONFLICT DO
+NOTHING, so a second run inserts nothing and a failure leaves the database as it was.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import time
-import unicodedata
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,37 +23,10 @@ from sqlalchemy.engine import make_url
 from app.catalog import LANGUAGE_CODE, LANGUAGE_NAME, WORKS, WorkSpec
 from app.embedding import EMBEDDING_DIM, Embedder, default_embedder
 from app.folding import fold, tokenize
+from app.ingest.tei import DATA_DIR, IngestError, ParsedWork, Verse, parse_work
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-TEI = "{http://www.tei-c.org/ns/1.0}"
 INGEST_LOCK_KEY = 0x484F4D4552  # pg_advisory_xact_lock key: one ingest at a time ("HOMER")
 REBUILD_MIN_ROWS = 2000  # below this, new rows go into the HNSW index one by one
-
-
-class IngestError(Exception):
-    """The input cannot be ingested (missing, malformed or unexpected file); nothing was written."""
-
-
-@dataclass(frozen=True)
-class Verse:
-    book: int
-    line: int
-    text: str
-    deleted: bool
-
-    @property
-    def ref(self) -> str:
-        return f"{self.book}.{self.line}"
-
-
-@dataclass(frozen=True)
-class ParsedWork:
-    path: Path
-    urn: str | None  # the edition's own URN, from <div type="edition" n=..>
-    verses: list[Verse]
-
-    def books(self) -> list[int]:
-        return sorted({verse.book for verse in self.verses})
 
 
 @dataclass(frozen=True)
@@ -74,103 +40,6 @@ class IngestReport:
 
 
 Progress = Callable[[str], None]
-
-
-# --- parsing ------------------------------------------------------------------------------
-
-
-def parse_work(path: Path | str, books: Collection[int] | None = None) -> ParsedWork:
-    """The verses of one Perseus TEI file, in document order; IngestError if it is unusable."""
-    path = Path(path)
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as exc:
-        line, column = exc.position
-        raise IngestError(f"{path}: malformed XML at line {line}, column {column}: {exc.msg}") from None
-    except OSError as exc:
-        raise IngestError(f"{path}: cannot read file: {exc.strerror or exc}") from None
-    body = root.find(f"{TEI}text/{TEI}body")
-    if body is None:
-        raise IngestError(f"{path}: not a TEI text: no <text><body> in the {TEI}TEI namespace")
-    edition = body.find(f"{TEI}div[@type='edition']")
-    verses: list[Verse] = []
-    _collect(body, path, None, False, verses)
-    if not verses:
-        raise IngestError(f"{path}: no verses (<l n=..> inside a book <div>) found")
-    _check_unique(path, verses)
-    if books is not None:
-        wanted = set(books)
-        missing = sorted(wanted - {verse.book for verse in verses})
-        if missing:
-            raise IngestError(f"{path}: no book(s) {', '.join(map(str, missing))} in this edition")
-        verses = [verse for verse in verses if verse.book in wanted]
-    return ParsedWork(path, edition.get("n") if edition is not None else None, verses)
-
-
-def _collect(element: ET.Element, path: Path, book: int | None, in_del: bool, out: list[Verse]) -> None:
-    """Walk the body: book divs set the book, <l> elements become verses."""
-    for child in element:
-        tag = child.tag
-        if (
-            tag == f"{TEI}div"
-            and child.get("type") == "textpart"
-            and child.get("subtype", "").lower() == "book"
-        ):
-            _collect(child, path, _number(path, child, "book"), in_del, out)
-        elif tag == f"{TEI}l":
-            if book is None:
-                raise IngestError(f"{path}: verse n={child.get('n')!r} outside any book <div>")
-            full, kept = _verse_text(child)
-            deleted = in_del or (bool(full) and not kept)
-            out.append(Verse(book, _number(path, child, f"line in book {book}"), full, deleted))
-        elif tag != f"{TEI}note":
-            _collect(child, path, book, in_del or tag == f"{TEI}del", out)
-
-
-def _verse_text(verse: ET.Element) -> tuple[str, str]:
-    """(all text, text outside <del>) of a verse: NFC, white space collapsed, notes left out."""
-    full: list[str] = []
-    kept: list[str] = []
-
-    def walk(element: ET.Element, deleted: bool) -> None:
-        if element.text:
-            full.append(element.text)
-            if not deleted:
-                kept.append(element.text)
-        for child in element:
-            if child.tag != f"{TEI}note":
-                walk(child, deleted or child.tag == f"{TEI}del")
-            if child.tail:  # the tail of a <milestone/> is verse text
-                full.append(child.tail)
-                if not deleted:
-                    kept.append(child.tail)
-
-    walk(verse, False)
-    return _clean("".join(full)), _clean("".join(kept))
-
-
-def _clean(raw: str) -> str:
-    return unicodedata.normalize("NFC", " ".join(raw.split()))
-
-
-def _number(path: Path, element: ET.Element, what: str) -> int:
-    value = element.get("n", "")
-    try:
-        return int(value)
-    except ValueError:
-        raise IngestError(f"{path}: {what} number n={value!r} is not an integer") from None
-
-
-def _check_unique(path: Path, verses: Sequence[Verse]) -> None:
-    seen: set[tuple[int, int]] = set()
-    for verse in verses:
-        key = (verse.book, verse.line)
-        if key in seen:
-            raise IngestError(f"{path}: verse {verse.ref} appears twice")
-        seen.add(key)
-
-
-# --- writing ------------------------------------------------------------------------------
 
 
 def ingest(
@@ -395,48 +264,3 @@ def _ensure_work(conn: Connection, spec: WorkSpec) -> int:
     if work_id is None:
         raise IngestError(f"work {spec.slug!r} is stored with another URN than {spec.urn}")
     return int(work_id)
-
-
-# --- command line -------------------------------------------------------------------------
-
-
-def parse_books(value: str) -> range:
-    """ "3" or "1-3" as a range of book numbers (argparse type)."""
-    first, _, last = value.partition("-")
-    try:
-        start, stop = int(first), int(last or first)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"books must look like 3 or 1-3, not {value!r}") from None
-    if start < 1 or stop < start:
-        raise argparse.ArgumentTypeError(f"books {value!r}: need 1 <= first <= last")
-    return range(start, stop + 1)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.ingest", description=__doc__.splitlines()[0])
-    parser.add_argument("--work", choices=[*WORKS, "all"], default="iliad")
-    parser.add_argument("--books", type=parse_books, help="a book or a range, e.g. 1 or 1-3 (default: all)")
-    parser.add_argument(
-        "--database-url", default=os.environ.get("DATABASE_URL"), help="default: $DATABASE_URL"
-    )
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
-    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    args = parser.parse_args(argv)
-    if not args.database_url:
-        parser.error("no database: pass --database-url or set DATABASE_URL")
-    progress = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
-    try:
-        report = ingest(args.database_url, args.work, args.books, progress, args.data_dir)
-    except IngestError as exc:
-        print(f"ingest failed: {exc}", file=sys.stderr)
-        return 1
-    rate = report.inserted / report.seconds if report.seconds else 0.0
-    print(
-        f"{'+'.join(report.works)}: {report.inserted} verses inserted, {report.skipped} already present,"
-        f" {report.tokens} tokens, {report.seconds:.1f} s ({rate:.0f} verses/s)"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

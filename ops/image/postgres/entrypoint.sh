@@ -6,14 +6,14 @@
 #     re-run this script as that user (busybox `su`, which sets uid/gid/groups and execs: no
 #     process stays behind as root);
 #   - on first start (no PGDATA/PG_VERSION): a copy of the image's pristine cluster (made at build
-#     time by the same initdb with the same options, see ops/image.py) when the settings match
+#     time by the same initdb with the same options, see ops/image/pristine.py) when the settings match
 #     it, then in one single-user backend the bootstrap superuser renamed to POSTGRES_USER, its
 #     password set and the placeholder database renamed to POSTGRES_DB, then everything flushed
 #     to disk; otherwise initdb with the superuser's password read from a temporary file, then
 #     CREATE DATABASE in single-user mode. Either way the result is the same cluster, files and
 #     catalogues (tests/docker/test_offline_image.py compares them; the copy lacks only the
 #     free-space and visibility-map forks, which PostgreSQL makes when needed, and shares the
-#     image's system identifier, see ops/image.py). No server listens during the initialisation,
+#     image's system identifier, see ops/image/pristine.py). No server listens during the initialisation,
 #     neither on TCP nor on the unix socket. As root, the cluster is built in $PGDATA.initdb
 #     beside PGDATA and renamed into place only once complete, so a container killed half-way
 #     through leaves no half-made cluster: the next start discards the unfinished copy (which no
@@ -30,7 +30,7 @@ set -eu
 RUN_AS=postgres # the unix account (uid 999, baked into /etc/passwd) that owns PGDATA
 SOCKET_DIR=/var/run/postgresql
 LEGACY_DATA=/var/lib/postgresql/data # the volume path of images before PostgreSQL 18
-PRISTINE_MANIFEST=/usr/share/homer-ops/pristine-cluster.env # written by ops/image.py; may be absent
+PRISTINE_MANIFEST=/usr/share/homer-ops/pristine-cluster.env # written by ops/image/pristine.py; may be absent
 NEWLINE='
 '
 
@@ -112,7 +112,7 @@ initdb_locale_args() {
 	fi
 }
 
-# ops/image.py's pristine_initdb_args() makes the pristine cluster with these same options.
+# ops/image/pristine.py's pristine_initdb_args() makes the pristine cluster with these same options.
 run_initdb() {
 	password_file=$1
 	set -- --username="$POSTGRES_USER" --encoding=UTF8 --no-instructions \
@@ -178,7 +178,7 @@ quote_literal() {
 # child each, and go on while apply_settings runs: it reads and writes only the shared catalogs,
 # the WAL and its own database (renaming a database touches pg_database, not its directory);
 # wait_for_copies collects them. Every file of a cluster is 0600 and every directory 0700
-# (ops/image.py checks it), which umask 077 gives the copies without the chmod and utime per file
+# (ops/image/pristine.py checks it), which umask 077 gives the copies without the chmod and utime per file
 # that `cp -a` would add.
 copy_pristine_cluster() {
 	umask 077

@@ -1,1 +1,0 @@
-"""Build contexts of the images the harness builds itself (see ops/image.py)."""
