@@ -5,7 +5,8 @@ query matches the best stretch of a verse, so a two-word query scores 1.0 on the
 that contains both words. The filter is the operator `query <% text_fold`, which the GIN
 trigram index answers (the planner turns it into `text_fold %> query`), with the
 threshold set for the transaction by `set_config(.., true)`. Ties go to the shorter
-verse (more of it matched), then to the edition's order.
+verse (more of it matched), then to the edition's order. The candidate lists, and the word
+plans that find the same top verses while reading about the page, are in app/text_plans.py.
 
 Vector search orders by cosine distance `emb <=> query` through the HNSW index, with
 pgvector's strict iterative scan so that work/book filters still fill a page.
@@ -18,7 +19,6 @@ returns fewer hits than the better of the two.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -26,16 +26,20 @@ from sqlalchemy import Connection, text
 
 from app.embedding import Embedder
 from app.folding import fold
+from app.text_plans import (
+    BEGINS_MAX,
+    KEY_WORDS,
+    PER_WORD_TEXT,
+    PREFIX_MIN,
+    WALK_CAP,
+    WORD_SIMILARITY_THRESHOLD,
+    text_candidates,
+)
 
-WORD_SIMILARITY_THRESHOLD = 0.5  # lower than pg_trgm's 0.6 so a one-letter typo in a short word matches
 RRF_K = 60
 HYBRID_CANDIDATES = 100
 EF_SEARCH_MIN = 100  # HNSW candidate list: recall@10 about 0.95 here, against 0.9 at pgvector's 40
 EF_SEARCH_MAX = 1000  # pgvector's upper bound for hnsw.ef_search
-PREFIX_MIN = 4  # a one-word query this long also finds the words it begins
-PREFIX_SCORE = 0.9  # such a word beginning scores this (a whole word scores 1.0, typos less)
-KEY_WORDS = 2  # a query with a typo in each word: verses found through its longest words
-BEGINS_MAX = 9  # the longest beginning whose verses no looser match outscores: 9/10 <= PREFIX_SCORE
 
 
 class Mode(StrEnum):
@@ -101,129 +105,7 @@ class WorkSummary:
     books: list[BookSummary]
 
 
-# Candidate lists. {filters} is one of the fixed fragments of _filters(), never user input.
-_FUZZY_TEXT = """
-        SELECT s.id, {score} AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line
-        FROM text_segment s
-        WHERE :q <% s.text_fold {filters}
-        ORDER BY score DESC, size, s.work_id, s.book, s.line
-        LIMIT :candidates"""
-
-_TEXT_CANDIDATES = """
-text_hits AS (
-    SELECT id, score, row_number() OVER (ORDER BY score DESC, size, work_id, book, line) AS rank
-    FROM ({fuzzy}
-    ) ranked
-)"""
-
-_EXACT = """
-exact AS (
-    SELECT s.id, 1.0::float8 AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line
-    FROM text_segment s
-    WHERE {holds} {filters}
-    ORDER BY length(s.text_fold), s.work_id, s.book, s.line
-    LIMIT :candidates
-),"""
-
-# The verses that hold every word of the query as a word score 1.0 (word_similarity counts the
-# query's trigrams found in one stretch of the verse), above any other, and rank among themselves
-# by size, then the edition's order. Walked in that order (ix_text_segment_size_order, each verse
-# checked against the token index), or from a rare word's verses (ix_token_fold), the scan stops
-# at the page: its work follows `offset + limit`, not how many verses hold a common word (και:
-# 5,012). Only when they do not fill the page does the trigram scan run, ranking as before.
-_WORD_CANDIDATES = """{exact}
-text_hits AS (
-    SELECT id, score, row_number() OVER (ORDER BY score DESC, size, work_id, book, line) AS rank
-    FROM (
-        SELECT * FROM exact WHERE (SELECT count(*) FROM exact) >= :candidates
-        UNION ALL
-        SELECT * FROM ({fuzzy}
-        ) fuzzy WHERE (SELECT count(*) FROM exact) < :candidates
-    ) ranked
-)"""
-
-# A one-word query of PREFIX_MIN to BEGINS_MAX letters: after the verses holding it as a whole word
-# (1.0) come those holding a word that begins so (PREFIX_SCORE), and no other verse scores as much
-# (its word similarity is at most len/(len + 1)), so they too are taken in rank order and stop at
-# the page. Rare beginnings first: when fewer than :begins_cap words begin so (`begins_cap()`),
-# their verses are collected and sorted; otherwise the verses are walked in rank order, each checked
-# for a word that begins so as _PREFIX_SCORE checks it. The planner cannot tell the two cases apart
-# from `LIKE` alone. Neither runs when the whole word's verses fill the page.
-_BEGINS_CANDIDATES = """{exact}
-begins_postings AS MATERIALIZED (
-    SELECT t.segment_id FROM token t WHERE t.fold LIKE :begins LIMIT :begins_cap
-),
-begins AS (
-    (SELECT s.id, {prefix}::float8 AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line
-     FROM text_segment s
-     WHERE s.id IN (SELECT segment_id FROM begins_postings) {filters}
-       AND (SELECT count(*) FROM begins_postings) < :begins_cap
-     ORDER BY length(s.text_fold), s.work_id, s.book, s.line
-     LIMIT :candidates)
-    UNION ALL
-    (SELECT s.id, {prefix}::float8 AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line
-     FROM text_segment s
-     WHERE strpos(' ' || s.text_fold, ' ' || :q) > 0 {filters}
-       AND (SELECT count(*) FROM begins_postings) >= :begins_cap
-     ORDER BY length(s.text_fold), s.work_id, s.book, s.line
-     LIMIT :candidates)
-),
-counted AS MATERIALIZED (
-    SELECT e.n >= :candidates AS by_word,
-           e.n < :candidates AND (SELECT count(*) FROM begins) >= :candidates AS by_beginning
-    FROM (SELECT count(*) AS n FROM exact) e
-),
-text_hits AS (
-    SELECT id, score, row_number() OVER (ORDER BY score DESC, size, work_id, book, line) AS rank
-    FROM (
-        SELECT * FROM exact WHERE (SELECT by_word OR by_beginning FROM counted)
-        UNION ALL
-        (SELECT * FROM begins
-         WHERE (SELECT by_beginning FROM counted) AND id NOT IN (SELECT id FROM exact)
-         ORDER BY size, work_id, book, line
-         LIMIT greatest(:candidates - (SELECT count(*) FROM exact), 0))
-        UNION ALL
-        SELECT * FROM ({fuzzy}
-        ) fuzzy
-        WHERE (SELECT NOT (by_word OR by_beginning) FROM counted)
-    ) ranked
-)"""
-
-# Several words none of which the trigram scan found (a typo in each): each word scored on its own,
-# the verse's score their mean, over the verses that match one of the KEY_WORDS longest words
-# (the rarest, as a rule), so that the scan stays on the trigram index.
-_PER_WORD_TEXT = """
-text_hits AS (
-    SELECT id, score, row_number() OVER (ORDER BY score DESC, size, work_id, book, line) AS rank
-    FROM (
-        SELECT s.id, ({score}) / {words} AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line
-        FROM text_segment s
-        WHERE ({keys}) {filters}
-        ORDER BY score DESC, size, s.work_id, s.book, s.line
-        LIMIT :candidates
-    ) ranked
-    WHERE score >= :floor
-)"""
-
-# One word: each verse walked in rank order is checked against the token index (a probe each).
-_HOLDS_ONE = "EXISTS (SELECT 1 FROM token t WHERE t.fold = :w0 AND t.segment_id = s.id)"
-# Several: the verses among the KEY_WORDS longest (as a rule the rarest) words' postings that hold
-# them all, every word found in the verse's folded text (padded, so only whole words count), and
-# the words close enough together to score 1.0 (word_similarity is less when others come between).
-_HOLDS_ALL = (
-    "s.id IN (SELECT t.segment_id FROM token t WHERE t.fold = ANY(CAST(:keys AS text[]))"
-    " GROUP BY t.segment_id HAVING count(DISTINCT t.fold) = cardinality(CAST(:keys AS text[])))"
-    " AND (SELECT bool_and(strpos(' ' || s.text_fold || ' ', ' ' || w || ' ') > 0)"
-    "      FROM unnest(CAST(:words AS text[])) w)"
-    " AND word_similarity(:q, s.text_fold) >= 1"
-)
-
-# A word's beginning (PREFIX_MIN letters or more) in some word of the verse ranks above looser matches.
-_PREFIX_SCORE = (
-    "CASE WHEN position(' ' || :q IN ' ' || s.text_fold) > 0"
-    " THEN greatest(word_similarity(:q, s.text_fold), {prefix}) ELSE word_similarity(:q, s.text_fold) END"
-)
-
+# The vector and hybrid parts, and the final select. {filters}: a fixed fragment of _filters().
 _VECTOR_CANDIDATES = """
 vector_hits AS (
     SELECT id, 1 - distance AS score, row_number() OVER (ORDER BY distance, id) AS rank
@@ -263,19 +145,6 @@ def _filters(query: SearchQuery) -> str:
     return " ".join(parts)
 
 
-def text_candidates(filters: str, words: int, prefix: bool, begins: bool = False) -> str:
-    """The text candidates' CTE(s): the verses holding all `words` words (:w0, :w1, ...) when they
-    fill the page, else (`begins`) those holding a word that begins with :w0, else the trigram
-    scan; `words` 0: the trigram scan alone."""
-    score = _PREFIX_SCORE.format(prefix=PREFIX_SCORE) if prefix else "word_similarity(:q, s.text_fold)"
-    fuzzy = _FUZZY_TEXT.format(score=score, filters=filters)
-    if not words:
-        return _TEXT_CANDIDATES.format(fuzzy=fuzzy)
-    exact = _EXACT.format(holds=_HOLDS_ONE if words == 1 else _HOLDS_ALL, filters=filters)
-    template = _BEGINS_CANDIDATES if begins else _WORD_CANDIDATES
-    return template.format(exact=exact, fuzzy=fuzzy, filters=filters, prefix=PREFIX_SCORE)
-
-
 def search_sql(mode: Mode, filters: str, words: int = 0, prefix: bool = False, begins: bool = False) -> str:
     """The one statement that answers a search in `mode`."""
     text_cte = text_candidates(filters, words, prefix, begins)
@@ -310,7 +179,7 @@ def per_word_statement(query: SearchQuery) -> tuple[str, dict[str, object]]:
     """Text search scoring each word on its own (the mean of their word similarities)."""
     words = query.folded.split()
     keys = sorted(range(len(words)), key=lambda i: -len(words[i]))[:KEY_WORDS]
-    cte = _PER_WORD_TEXT.format(
+    cte = PER_WORD_TEXT.format(
         score=" + ".join(f"word_similarity(:w{i}, s.text_fold)" for i in range(len(words))),
         words=len(words),
         keys=" OR ".join(f":w{i} <% s.text_fold" for i in keys),
@@ -356,23 +225,17 @@ def prepared_statement(
     _configure(conn, query.mode, candidates)
     words = folded.split()
     distinct = sorted(set(words), key=lambda word: (-len(word), word))
-    params.update(w0=words[0], words=distinct, keys=distinct[:KEY_WORDS])
+    params.update(w0=words[0], words=distinct)
     prefix = len(words) == 1 and len(folded) >= PREFIX_MIN
     begins = prefix and len(folded) <= BEGINS_MAX
     if begins:
         params["begins"] = f"{folded}%"  # folded: letters, digits and spaces only, never % or _
-        params["begins_cap"] = begins_cap(conn, candidates)
     return search_sql(query.mode, _filters(query), len(words), prefix, begins), params
 
 
-def begins_cap(conn: Connection, candidates: int) -> int:
-    """How many words may begin so before walking beats collecting: walking reads about
-    candidates x verses / postings verses, collecting reads the postings, so the two cost the same
-    near sqrt(candidates x verses). The verse count is the planner's estimate (no scan)."""
-    verses = conn.execute(
-        text("SELECT greatest(reltuples, 1) FROM pg_class WHERE oid = 'text_segment'::regclass")
-    ).scalar_one()
-    return max(candidates, math.isqrt(int(candidates * verses)))
+def walk_cap(conn: Connection, candidates: int) -> int:
+    """How many postings the word plans collect before they walk the verses instead (text_plans)."""
+    return int(conn.execute(text(WALK_CAP), {"candidates": candidates}).scalar_one())
 
 
 def _configure(conn: Connection, mode: Mode, candidates: int) -> None:

@@ -1,0 +1,181 @@
+"""The text search's candidate lists as SQL: the bounded word plans and the trigram scan.
+
+Text search ranks by pg_trgm `word_similarity(query, text_fold)`, ties to the shorter verse, then
+the edition's order. The trigram scan (`:q <% text_fold`, the GIN index) scores every verse it
+finds; the word plans below find the same top verses, in the same order, while reading about the
+page (`offset + limit`, :candidates) rather than every verse that holds a common word:
+
+- The verses that hold every word of the query score 1.0 (word_similarity counts the query's
+  trigrams found in one stretch of the verse), above any other. When they fill the page, they are
+  the answer.
+- A one-word query of PREFIX_MIN to BEGINS_MAX letters: next come the verses holding a word that
+  begins so (PREFIX_SCORE); no other verse scores as much (its word similarity is at most
+  len/(len + 1)). When the two fill the page, they are the answer.
+- Otherwise the trigram scan runs, ranking as before.
+
+Each set is taken in rank order through `_collect_or_walk`: rare words first. When fewer than the
+walk cap of postings match, their verses are collected and sorted; otherwise the verses are walked
+in rank order (ix_text_segment_size_order), each checked in its own folded text, and the walk stops
+at the page. The cap is sqrt(candidates x verses), where the two cost the same: the walk reads
+about candidates x verses / matches verses, the collection the matches. So neither reads more than
+about sqrt(candidates x verses) rows, however common the word. (The planner cannot make that
+choice itself: it knows neither how many words begin so from `LIKE`, nor the page at plan time.)
+
+Every {filters} is one of the fixed fragments of `app.search._filters()`, never user input; the
+user's words are bound parameters (:q, :w0, :words, :begins).
+"""
+
+from __future__ import annotations
+
+WORD_SIMILARITY_THRESHOLD = 0.5  # lower than pg_trgm's 0.6 so a one-letter typo in a short word matches
+PREFIX_MIN = 4  # a one-word query this long also finds the words it begins
+PREFIX_SCORE = 0.9  # such a word beginning scores this (a whole word scores 1.0, typos less)
+BEGINS_MAX = 9  # the longest beginning whose verses no looser match outscores: 9/10 <= PREFIX_SCORE
+KEY_WORDS = 2  # a query with a typo in each word: verses found through its longest words
+
+_COLUMNS = "s.id, {score} AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line"
+_RANK_ORDER = "length(s.text_fold), s.work_id, s.book, s.line"
+_RANKED = "row_number() OVER (ORDER BY score DESC, size, work_id, book, line) AS rank"
+
+# The walk cap, from the planner's verse count (no scan).
+WALK_CAP = (
+    "SELECT greatest(:candidates, sqrt(:candidates * greatest(reltuples, 1)))::int"
+    " FROM pg_class WHERE oid = 'text_segment'::regclass"
+)
+
+_FUZZY_TEXT = f"""
+        SELECT {_COLUMNS}
+        FROM text_segment s
+        WHERE :q <% s.text_fold {{filters}}
+        ORDER BY score DESC, size, s.work_id, s.book, s.line
+        LIMIT :candidates"""
+
+# A word's beginning (PREFIX_MIN letters or more) in some word of the verse ranks above looser matches.
+_PREFIX_SCORE = (
+    "CASE WHEN position(' ' || :q IN ' ' || s.text_fold) > 0"
+    " THEN greatest(word_similarity(:q, s.text_fold), {prefix}) ELSE word_similarity(:q, s.text_fold) END"
+)
+
+# Every word of the query in the verse's folded text (padded, so only whole words count), and the
+# words close enough together to score 1.0 (word_similarity is less when others come between).
+_HOLDS_ALL = (
+    "(SELECT bool_and(strpos(' ' || s.text_fold || ' ', ' ' || w || ' ') > 0)"
+    " FROM unnest(CAST(:words AS text[])) w) AND word_similarity(:q, s.text_fold) >= 1"
+)
+
+# Several words: the verses among the postings of the rarest word (its postings counted up to the
+# cap) that hold them all.
+_EXACT_ALL = f"""
+rarest AS MATERIALIZED (
+    SELECT w FROM unnest(CAST(:words AS text[])) w
+    ORDER BY (SELECT count(*) FROM (
+        SELECT 1 FROM token t WHERE t.fold = w LIMIT (SELECT n FROM walk_cap)
+    ) postings), w
+    LIMIT 1
+),
+exact AS (
+    SELECT {_COLUMNS.format(score="1.0::float8")}
+    FROM text_segment s
+    WHERE s.id IN (SELECT t.segment_id FROM token t WHERE t.fold = (SELECT w FROM rarest)) {{filters}}
+      AND {_HOLDS_ALL}
+    ORDER BY {_RANK_ORDER}
+    LIMIT :candidates
+),"""
+
+_WORD_CANDIDATES = """
+text_hits AS (
+    SELECT id, score, {ranked}
+    FROM (
+        SELECT * FROM exact WHERE (SELECT count(*) FROM exact) >= :candidates
+        UNION ALL
+        SELECT * FROM ({fuzzy}
+        ) fuzzy WHERE (SELECT count(*) FROM exact) < :candidates
+    ) ranked
+)"""
+
+# The beginnings are looked at only when the whole word's verses leave the page short; they fill
+# what the whole word's verses leave.
+_BEGINS_CANDIDATES = """
+counted AS MATERIALIZED (
+    SELECT e.n >= :candidates AS by_word,
+           e.n < :candidates AND (SELECT count(*) FROM begins) >= :candidates AS by_beginning
+    FROM (SELECT count(*) AS n FROM exact) e
+),
+text_hits AS (
+    SELECT id, score, {ranked}
+    FROM (
+        SELECT * FROM exact WHERE (SELECT by_word OR by_beginning FROM counted)
+        UNION ALL
+        (SELECT * FROM begins
+         WHERE (SELECT by_beginning FROM counted) AND id NOT IN (SELECT id FROM exact)
+         ORDER BY size, work_id, book, line
+         LIMIT greatest(:candidates - (SELECT count(*) FROM exact), 0))
+        UNION ALL
+        SELECT * FROM ({fuzzy}
+        ) fuzzy
+        WHERE (SELECT NOT (by_word OR by_beginning) FROM counted)
+    ) ranked
+)"""
+
+# Several words none of which the trigram scan found (a typo in each): each word scored on its own,
+# the verse's score their mean, over the verses that match one of the KEY_WORDS longest words
+# (the rarest, as a rule), so that the scan stays on the trigram index.
+PER_WORD_TEXT = """
+text_hits AS (
+    SELECT id, score, row_number() OVER (ORDER BY score DESC, size, work_id, book, line) AS rank
+    FROM (
+        SELECT s.id, ({score}) / {words} AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line
+        FROM text_segment s
+        WHERE ({keys}) {filters}
+        ORDER BY score DESC, size, s.work_id, s.book, s.line
+        LIMIT :candidates
+    ) ranked
+    WHERE score >= :floor
+)"""
+
+
+def _collect_or_walk(name: str, postings: str, in_row: str, score: str, filters: str) -> str:
+    """CTEs `{name}_postings` (the token rows matching `postings`, counted up to the walk cap) and
+    `{name}`: the first :candidates verses in rank order that match, collected from the postings
+    when they are fewer than the cap, else walked in rank order and checked with `in_row`."""
+    columns = _COLUMNS.format(score=score)
+    count = f"(SELECT count(*) FROM {name}_postings)"
+    return f"""
+{name}_postings AS MATERIALIZED (
+    SELECT t.segment_id FROM token t WHERE {postings} LIMIT (SELECT n FROM walk_cap)
+),
+{name} AS (
+    (SELECT {columns} FROM text_segment s
+     WHERE s.id IN (SELECT segment_id FROM {name}_postings) {filters} AND {count} < (SELECT n FROM walk_cap)
+     ORDER BY {_RANK_ORDER} LIMIT :candidates)
+    UNION ALL
+    (SELECT {columns} FROM text_segment s
+     WHERE {in_row} {filters} AND {count} >= (SELECT n FROM walk_cap)
+     ORDER BY {_RANK_ORDER} LIMIT :candidates)
+),"""
+
+
+def text_candidates(filters: str, words: int, prefix: bool, begins: bool = False) -> str:
+    """The text candidates' CTE(s), ending in `text_hits` (id, score, rank): the verses holding all
+    `words` words (:w0 for one, :words for several) when they fill the page, else (`begins`) with
+    those holding a word that begins with :q, else the trigram scan; `words` 0: the trigram scan
+    alone (the plan the word plans must agree with). `prefix`: a beginning scores PREFIX_SCORE."""
+    score = _PREFIX_SCORE.format(prefix=PREFIX_SCORE) if prefix else "word_similarity(:q, s.text_fold)"
+    fuzzy = _FUZZY_TEXT.format(score=score, filters=filters)
+    if not words:
+        return f"\ntext_hits AS (\n    SELECT id, score, {_RANKED}\n    FROM ({fuzzy}\n    ) ranked\n)"
+    ctes = [f"\nwalk_cap AS MATERIALIZED (SELECT ({WALK_CAP}) AS n),"]
+    if words == 1:
+        in_row = "strpos(' ' || s.text_fold || ' ', ' ' || :w0 || ' ') > 0"
+        ctes.append(_collect_or_walk("exact", "t.fold = :w0", in_row, "1.0::float8", filters))
+    else:
+        ctes.append(_EXACT_ALL.format(filters=filters))
+    if begins:
+        in_row = "strpos(' ' || s.text_fold, ' ' || :q) > 0"  # as _PREFIX_SCORE finds a beginning
+        ctes.append(
+            _collect_or_walk("begins", "t.fold LIKE :begins", in_row, f"{PREFIX_SCORE}::float8", filters)
+        )
+        ctes.append(_BEGINS_CANDIDATES.format(ranked=_RANKED, fuzzy=fuzzy))
+    else:
+        ctes.append(_WORD_CANDIDATES.format(ranked=_RANKED, fuzzy=fuzzy))
+    return "".join(ctes)
