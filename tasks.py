@@ -374,7 +374,7 @@ def diagnose(c, json_=False, stack=None, state_dir=None):
     """What runs, where, and what is wrong; exit 0 healthy, 1 degraded, 2 not running."""
     import json
 
-    from ops import diagnose as ops_diagnose
+    from ops import diagnosis as ops_diagnose
 
     with _errors():
         report = ops_diagnose.diagnose(_settings(c, stack=stack, state_dir=state_dir))
