@@ -97,7 +97,7 @@ def _observe(facts: DbFindings, server: ServerFacts) -> None:
 def _probe_database(settings: Settings, state: StackState, facts: DbFindings, problems: list[str]) -> None:
     """Connect as the app does (its DSN from the state file); read version, extensions, schema."""
     from ops.migrate import head_revision
-    from ops.stack import recorded_endpoint
+    from ops.session import recorded_endpoint
 
     facts.head = head_revision(settings.project_dir)
     endpoint = recorded_endpoint(settings, state)
