@@ -50,6 +50,14 @@ class UpResult:
     schema: str | None = None  # the head the API's /health reports
     no_op: tuple[str, ...] = ()  # what an `up` that finds nothing to do prints, before the summary
 
+    def summary(self) -> list[str]:
+        """What `invoke up` prints last: where the API and the database are, and the DSN (masked)."""
+        return [
+            f"API       {self.api_url}  (docs: {self.api_url}/docs)",
+            f"Database  {self.endpoint.host}:{self.endpoint.port}  [{self.backend}]",
+            f"DSN       {self.endpoint.masked_url()}",
+        ]
+
 
 def up(
     settings: Settings,
