@@ -30,8 +30,7 @@ from ops.settings import Settings
 from ops.signals import sigterm_as_interrupt
 from ops.stackfile import STACK_FILE, StackFile, load_stack_file
 from ops.state import ProcessRecord, StackState
-from ops.status import Component as Component
-from ops.status import status as status
+from ops.status import status as status  # `invoke status`, beside up and down
 from ops.steps import StepHooks, critical_path, describe_path
 
 CHECKS = frozenset({"db-ready", "api-health"})  # steps that only look, always run
