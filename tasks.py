@@ -70,8 +70,7 @@ def up(
     c, backend=None, api_port=None, db_port=None, api_workers=None, plan=False, stack=None, state_dir=None
 ):
     """Bring the stack in line with stack.toml and the code; a fast no-op when nothing changed."""
-    from ops import noop
-    from ops.layout import state_dir_of
+    from ops.noop import Certificate
 
     flags = {
         "backend": backend,
@@ -81,11 +80,8 @@ def up(
         "stack": stack,
         "state_dir": state_dir,
     }
-    config = c.config.get("ops", {})
-    raw_state_dir = state_dir or os.environ.get("OPS_STATE_DIR") or config.get("state_dir")
-    certified_dir = state_dir_of(PROJECT_DIR, raw_state_dir)
-    digest = noop.inputs_digest(PROJECT_DIR, config, os.environ, flags)
-    printed = None if plan else noop.check(certified_dir, digest, PROJECT_DIR)
+    certificate = Certificate.of(PROJECT_DIR, c.config.get("ops", {}), os.environ, flags)
+    printed = None if plan else certificate.check()
     if printed is not None:  # nothing changed since an `up` that changed nothing: no heavy imports
         print("\n".join(printed))
         return
@@ -98,19 +94,9 @@ def up(
                 print(line)
             return
         result = ops_stack.up(settings, seed=_seeder(settings))
-        summary = [
-            f"API       {result.api_url}  (docs: {result.api_url}/docs)",
-            f"Database  {result.endpoint.host}:{result.endpoint.port}  [{result.backend}]",
-            f"DSN       {result.endpoint.masked_url()}",
-        ]
+        summary = result.summary()
         print("\n".join(summary))
-        noop.forget(settings.state_dir)
-        if result.certifiable and settings.state_dir == certified_dir:
-            printed = [*result.no_op, *summary]
-            sources, pids = result.sources, result.pids
-            noop.write(
-                certified_dir, digest, PROJECT_DIR, sources, pids, result.api_url, result.schema, printed
-            )
+        certificate.renew(settings.state_dir, result, summary)
     _skip_final_collection()
 
 
@@ -182,28 +168,14 @@ def _seeder(settings: Settings) -> Any:
 )
 def ingest(c, work="iliad", books=None, stack=None, state_dir=None):
     """Load Homer into the stack's database (idempotent: again changes nothing)."""
-    from ops import ingest as ops_ingest
-    from ops import stack as ops_stack
-    from ops.errors import DatabaseError, UsageError
-    from ops.state import load_state_or_fresh
+    from ops.ingest import into_stack
 
     with _errors():
         settings = _settings(c, stack=stack, state_dir=state_dir)
-        if work not in ("iliad", "odyssey", "all"):
-            raise UsageError(f"unknown work {work!r}", "choose iliad, odyssey or all")
-        book_range = ops_ingest.parse_books(books)
-        endpoint = ops_stack.writer_endpoint(settings, load_state_or_fresh(settings.state_file))
-        if endpoint is None:
-            raise DatabaseError("the stack's database has never been started", "run `invoke up` first")
         progress = (
             (lambda line: print(f"  {line}", file=sys.stderr, flush=True)) if sys.stderr.isatty() else None
         )
-        report = ops_ingest.load(endpoint, work, book_range, progress)
-        rate = report.inserted / report.seconds if report.seconds else 0.0
-        print(
-            f"{'+'.join(report.works)}: {report.inserted} verses inserted, {report.skipped} already present, "
-            f"{report.tokens} tokens, {report.seconds:.1f} s ({rate:.0f} verses/s)"
-        )
+        print(into_stack(settings, work, books, progress))
 
 
 @task(
@@ -258,33 +230,15 @@ def status(c, stack=None, state_dir=None):
 def logs(c, component=None, n=None, follow=False, stack=None, state_dir=None):
     """Show the stack's logs (redacted)."""
     from ops import logs as ops_logs
-    from ops.errors import UsageError
-    from ops.logmux import LogFollower, prefix, prefix_width
-    from ops.logmux import follow as follow_lines
-    from ops.state import load_state_or_fresh
+    from ops.logmux import LogFollower
 
     with _errors():
-        settings = _settings(c, stack=stack, state_dir=state_dir)
-        state = load_state_or_fresh(settings.state_file)
-        known = (*ops_logs.COMPONENTS, *state.processes)
-        if component not in (None, *known):
-            raise UsageError(f"unknown log {component!r}", f"choose one of {', '.join(known)}")
-        if n is not None and (not str(n).isdigit() or int(n) < 1):
-            raise UsageError(f"-n must be a positive whole number, not {n!r}")
-        count = int(n or 50)
-        secrets = state.secrets
-        shown = [component] if component else ["db", "api", *state.processes]
-        paths = {name: ops_logs.log_file(settings, name) for name in shown}
+        paths, count, secrets = ops_logs.chosen(_settings(c, stack=stack, state_dir=state_dir), component, n)
         follower = LogFollower(paths, secrets) if follow else None  # before the tails: no line lost
-        for path in paths.values():
-            if len(paths) > 1:
-                print(f"==> {path} <==")
-            print(ops_logs.last_lines(path, count, secrets).rstrip() or "(empty)")
+        ops_logs.show_tails(paths, count, secrets)
     if follower is not None:  # one log bare, several after a `name | ` column, coloured on a terminal
-        width, colour = prefix_width(paths), sys.stdout.isatty()
-        for line in follow_lines(follower, stop=lambda: False):
-            head = prefix(line.component, width, colour) if len(paths) > 1 else ""
-            print(head + line.text, flush=True)
+        for line in ops_logs.followed(follower, paths, sys.stdout.isatty()):
+            print(line, flush=True)
 
 
 @task(help={"revision": "target revision: head (default), base, an id, +1 or -1", **STACK_FLAGS})
@@ -310,15 +264,11 @@ def test(c, path="tests", k=None, junit=None):
         args += ["-k", k]
     if junit:
         args += [f"--junitxml={junit}"]
-    result = c.run(" ".join(_quote(arg) for arg in args), warn=True, pty=False)
-    if result.exited:
-        raise Exit(code=result.exited)
-
-
-def _quote(arg: str) -> str:
     import shlex
 
-    return shlex.quote(arg)
+    result = c.run(shlex.join(args), warn=True, pty=False)
+    if result.exited:
+        raise Exit(code=result.exited)
 
 
 @task(
@@ -374,7 +324,7 @@ def diagnose(c, json_=False, stack=None, state_dir=None):
     """What runs, where, and what is wrong; exit 0 healthy, 1 degraded, 2 not running."""
     import json
 
-    from ops import diagnose as ops_diagnose
+    from ops import diagnosis as ops_diagnose
 
     with _errors():
         report = ops_diagnose.diagnose(_settings(c, stack=stack, state_dir=state_dir))

@@ -25,7 +25,7 @@ from ops.secrets import new_password
 from ops.state import ProcessRecord
 
 if TYPE_CHECKING:
-    from ops.stack import Session
+    from ops.session import Session
 
 POLL_S = 0.05
 

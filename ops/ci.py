@@ -1,13 +1,13 @@
 """`invoke ci`: a fresh, isolated stack, the tests, a smoke search, a diagnosis and artifacts.
 
 The phases run as ledger steps: `artifacts` (the folder is writable), `up`'s own steps,
-`tests` and `smoke` (skipped when the stack is not up), `diagnose`, then — always, also
-after a failure or Ctrl-C — `teardown` (`down --volumes`) and `collect` (the artifacts,
-redacted). Logs are copied after the
-teardown so that they hold the shutdown too; steps.json and summary.md are written last,
-so that they hold every step, `collect` included. The run fails with the exit code of its
-first failing step (Ctrl-C: 130). With a shard (`--shard K/N`, see ops.shards) the tests are
-pytest-split's K-th group, and the stack and every artifact carry `KofN` in their names.
+`tests` and `smoke` (skipped when the stack is not up; ops.ci_checks), `diagnose`, then —
+always, also after a failure or Ctrl-C — `teardown` (`down --volumes`) and `collect` (the
+artifacts, redacted; ops.ci_collect). Logs are copied after the teardown so that they hold
+the shutdown too; steps.json and summary.md are written last, so that they hold every step,
+`collect` included. The run fails with the exit code of its first failing step (Ctrl-C: 130;
+ops.ci_outcome). With a shard (`--shard K/N`, see ops.shards) the tests are pytest-split's
+K-th group, and the stack and every artifact carry `KofN` in their names.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -25,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from ops import junit, report, shards, stack
-from ops.artifacts import ArtifactWriter, versions_text
-from ops.diagnose import diagnose, engine_version
-from ops.errors import ApiError, ArtifactsError, ChecksFailed, UsageError
+from ops import ci_collect, report, shards, stack
+from ops.artifacts import ArtifactWriter
+from ops.ci_checks import run_tests, smoke
+from ops.ci_outcome import Outcome
+from ops.diagnosis import diagnose
+from ops.errors import ArtifactsError, UsageError
 from ops.procs import free_port
 from ops.settings import Settings
 from ops.shards import Shard
@@ -39,12 +37,7 @@ from ops.state import StateProblem, load_state
 from ops.steps import FAIL, Ledger, Step
 
 Emit = Callable[[str], None]
-SMOKE_QUERY = "μηνιν αειδε"
-SMOKE_URN = "urn:cts:greekLit:tlg0012.tlg001.perseus-grc2:1.1"
-CHILD_GRACE_S = 30
 STACK_NAME_MAX = 40
-LOGS = ("api", "db", "migrate")
-NO_TESTS_COLLECTED = 5  # pytest's exit code when it ran nothing (a shard may be empty)
 
 
 @dataclass(frozen=True)
@@ -113,13 +106,14 @@ def run(
 
 @dataclass
 class _CiRun:
+    """The phases, in order, each a ledger step; what they leave and how the run ends are elsewhere."""
+
     settings: Settings
     opts: CiOptions
     emit: Emit
     env: Mapping[str, str]
     secrets: list[str] = field(default_factory=list)
-    failure: BaseException | None = None
-    interrupted: bool = False
+    outcome: Outcome = field(default_factory=Outcome)
     stack_up: bool = False
     api_url: str = ""
     diagnosis: dict[str, Any] | None = None
@@ -142,48 +136,45 @@ class _CiRun:
                 self._phase("smoke", self._smoke, needs_stack=True)
                 self._phase("diagnose", self._diagnose)
         except KeyboardInterrupt as exc:  # between steps: still tear down
-            self._fail(exc)
+            self.outcome.fail(exc)
         finally:
             with signals_held((signal.SIGINT, signal.SIGTERM), self._note_interrupt) as deferred:
                 self._phase("teardown", self._teardown)
                 self._phase("collect", self._collect)
                 self._finish()
             if deferred:
-                self._fail(KeyboardInterrupt())
-        if self.failure is not None:
-            kept = "" if isinstance(self.failure, ArtifactsError) else f"; artifacts in {self.opts.artifacts}"
-            self.emit(f"ci failed at step {self._failed_name()} (exit {self.exit_code}){kept}")
-        if self.interrupted:
-            raise KeyboardInterrupt
-        if self.failure is not None:
-            raise self.failure
+                self.outcome.fail(KeyboardInterrupt())
+        failure = self.outcome.failure
+        if failure is not None:
+            kept = "" if isinstance(failure, ArtifactsError) else f"; artifacts in {self.opts.artifacts}"
+            self.emit(f"ci failed at step {self._failed_name()} (exit {self.outcome.exit_code}){kept}")
+        self.outcome.raise_it()
         return CiResult(round(time.monotonic() - began, 2), self.opts.artifacts, self.record.as_dicts())
-
-    # --- phases ----------------------------------------------------------------------
 
     def _note_interrupt(self, _signum: int) -> None:
         self.emit("interrupt received: finishing the teardown first")
 
     def _phase(self, name: str, action: Callable[[Step], None], needs_stack: bool = False) -> None:
         """Run one phase as a step; its failure is remembered, never stops teardown or collection."""
-        if needs_stack and (not self.stack_up or self.interrupted):
+        interrupted = self.outcome.interrupted
+        if needs_stack and (not self.stack_up or interrupted):
             with self.ledger.step(name) as step:
-                step.skip(
-                    f"not run: {self._failed_name()} {'was interrupted' if self.interrupted else 'failed'}"
-                )
+                step.skip(f"not run: {self._failed_name()} {'was interrupted' if interrupted else 'failed'}")
             return
         try:
             with self.ledger.step(name) as step:
                 action(step)
         except (Exception, KeyboardInterrupt) as exc:
-            self._fail(exc)
+            self.outcome.fail(exc)
+
+    # --- the phases ------------------------------------------------------------------
 
     def _check_artifacts(self, step: Step) -> None:
         self.writer.prepare()
         step.detail = f"{self.opts.artifacts} is writable"
 
     def _up(self) -> None:
-        if self.failure is not None:
+        if self.outcome.failure is not None:
             with self.ledger.step("up") as step:
                 step.skip(f"not run: {self._failed_name()} failed")
             return
@@ -197,7 +188,7 @@ class _CiRun:
         except (Exception, KeyboardInterrupt) as exc:
             if not any(step.status == FAIL for step in self.record.steps[before:]):
                 self._record_failure("up", exc)  # failed outside any step (lock, backend choice)
-            self._fail(exc)
+            self.outcome.fail(exc)
         finally:
             self._learn_secret()
 
@@ -209,33 +200,11 @@ class _CiRun:
         basetemp = self.settings.state_dir / "pytest"
         argv = pytest_command(self.opts, self.settings.project_dir, junit_xml, basetemp)
         env = {**os.environ, "HOMER_API_URL": self.api_url}
-        code = _run_child(argv, self.settings.project_dir, env)
-        shard = f" (shard {self.opts.shard})" if self.opts.shard else ""
-        step.detail = f"pytest {self.opts.tests}{shard}: {_junit_counts(junit_xml)}, exit code {code}"
-        if code == NO_TESTS_COLLECTED and self.opts.shard is not None:
-            step.detail += f": no tests fell to shard {self.opts.shard}"
-        elif code != 0:
-            raise ChecksFailed(
-                f"the tests failed (pytest exit code {code})",
-                f"see {shards.artifact_name('junit.xml', self.opts.shard)} and the output above",
-            )
+        cwd, tests, shard = self.settings.project_dir, self.opts.tests, self.opts.shard
+        step.detail = run_tests(argv, cwd, env, junit_xml, tests, shard)
 
     def _smoke(self, step: Step) -> None:
-        url = f"{self.api_url}/search"
-        try:
-            response = httpx.get(url, params={"q": SMOKE_QUERY}, timeout=10, trust_env=False)
-        except httpx.HTTPError as exc:
-            raise ApiError(
-                f"the smoke search got no answer from {url} ({type(exc).__name__})", "see logs/api.log"
-            ) from None
-        first = _first_hit(response)
-        if first.get("urn") != SMOKE_URN:
-            raise ChecksFailed(
-                f"smoke: GET /search?q={SMOKE_QUERY} answered {response.status_code} "
-                f"without Iliad 1.1 first (first hit: {first.get('urn', 'none')})",
-                "see logs/api.log",
-            )
-        step.detail = f"GET /search?q={SMOKE_QUERY} -> Iliad 1.1 first: {first.get('text', '')}"
+        step.detail = smoke(self.api_url)
 
     def _diagnose(self, step: Step) -> None:
         self.diagnosis = diagnose(self.settings)
@@ -249,57 +218,31 @@ class _CiRun:
         step.detail = "; ".join(done) or "nothing was running"
 
     def _collect(self, step: Step) -> None:
-        if isinstance(self.failure, ArtifactsError):
+        if isinstance(self.outcome.failure, ArtifactsError):
             step.skip("not possible: the artifacts folder is not writable")
             return
-        write = self.writer
-        write.json("diagnose.json", self.diagnosis or {"note": "diagnose did not run"})
-        server = (self.diagnosis or {}).get("db", {}).get("server_version")
-        write.text("versions.txt", versions_text(server, engine_version()))
-        if self._junit_path().exists():
-            write.copy("junit.xml", self._junit_path(), "no JUnit XML")  # junit-KofN.xml for a shard
-        declared = sorted(path.stem for path in self.settings.logs_dir.glob("*.log") if path.stem not in LOGS)
-        for name in (*LOGS, *declared):  # the stack's own logs, then any declared process's
-            write.copy(f"logs/{name}.log", self.settings.logs_dir / f"{name}.log", f"no {name} log")
-        step.detail = f"{len(write.written)} files in {self.opts.artifacts}"
+        step.detail = ci_collect.collect(self.writer, self.settings, self.diagnosis, self._junit_path())
 
     def _finish(self) -> None:
         """steps.json, summary.md and the GitHub step summary; then the CI stack's state dir goes."""
-        steps = self.record.as_dicts()
-        failed = self.record.failed
-        verdict = f"**FAILED** at step `{failed.name}`" if failed else "**PASSED**"
-        shard = [f"shard: {self.opts.shard}"] if self.opts.shard else []
-        summary = report.summary_markdown(
-            f"invoke ci — stack {self.settings.stack}",
-            verdict,
-            steps,
-            [
-                *shard,
-                f"backend: {(self.diagnosis or {}).get('backend') or 'unknown'}",
-                f"artifacts: {self.opts.artifacts}",
-            ],
-        )
-        if not isinstance(self.failure, ArtifactsError):
+        steps, failed, shard = self.record.as_dicts(), self.record.failed, self.opts.shard
+        backend = (self.diagnosis or {}).get("backend")
+        summary = ci_collect.summary(self.settings.stack, shard, self.opts.artifacts, steps, failed, backend)
+        if not isinstance(self.outcome.failure, ArtifactsError):
+            document = ci_collect.ledger_document(self.settings.stack, shard, steps, failed, self.outcome)
             try:
-                self.writer.json("steps.json", self._ledger_document(steps, failed))
+                self.writer.json("steps.json", document)
                 self.writer.text("summary.md", summary)
             except ArtifactsError as exc:
-                self._fail(exc)
+                self.outcome.fail(exc)
         try:
             report.append_step_summary(summary, self.env)
         except OSError as exc:
             self.emit(f"warning: could not append to $GITHUB_STEP_SUMMARY ({exc.strerror})")
         if self.torn_down:
-            self._remove_state_dir()
+            ci_collect.remove_state_dir(self.settings.state_dir)
 
     # --- helpers ---------------------------------------------------------------------
-
-    def _fail(self, exc: BaseException) -> None:
-        """Remember the first failure (its exit code is the run's); an interrupt always means 130."""
-        if self.failure is None:
-            self.failure = exc
-        if isinstance(exc, KeyboardInterrupt):
-            self.interrupted = True
 
     def _failed_name(self) -> str:
         failed = self.record.failed
@@ -321,60 +264,3 @@ class _CiRun:
 
     def _junit_path(self) -> Path:
         return self.settings.state_dir / "junit.xml"
-
-    def _ledger_document(self, steps: list[dict[str, Any]], failed: Step | None) -> dict[str, Any]:
-        shard = {"shard": str(self.opts.shard)} if self.opts.shard else {}  # "K/N", as the flag
-        return {
-            "stack": self.settings.stack,
-            **shard,
-            "result": "failed" if failed or self.failure else "passed",
-            "failed_step": failed.name if failed else None,
-            "exit_code": self.exit_code,
-            "steps": steps,
-        }
-
-    @property
-    def exit_code(self) -> int:
-        if self.interrupted:
-            return 130
-        if self.failure is None:
-            return 0
-        return int(getattr(self.failure, "exit_code", 1))
-
-    def _remove_state_dir(self) -> None:
-        state_dir = self.settings.state_dir
-        if state_dir.name.startswith("ci-"):  # only ever a CI stack's own folder
-            shutil.rmtree(state_dir, ignore_errors=True)
-
-
-def _first_hit(response: httpx.Response) -> dict[str, Any]:
-    """The first hit of a /search answer ({} when it failed or is not the JSON expected)."""
-    if response.status_code != 200:
-        return {}
-    try:
-        hits = response.json().get("hits") or []
-    except (ValueError, AttributeError):
-        return {}
-    return hits[0] if isinstance(hits, list) and hits and isinstance(hits[0], dict) else {}
-
-
-def _run_child(argv: list[str], cwd: Path, env: dict[str, str]) -> int:
-    """Run a child with our stdout; on Ctrl-C pass SIGINT on and give it time to clean up."""
-    sys.stdout.flush()
-    child = subprocess.Popen(argv, cwd=cwd, env=env)
-    try:
-        return child.wait()
-    except KeyboardInterrupt:
-        with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signal.SIGINT)
-        try:
-            child.wait(timeout=CHILD_GRACE_S)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        raise
-
-
-def _junit_counts(path: Path) -> str:
-    root = junit.read(path)
-    return "no JUnit XML" if root is None else junit.totals(root).line()

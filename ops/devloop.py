@@ -7,27 +7,25 @@ sources is a reload of the warm server (the old code serves until the new answer
 else that changed (the stack file, a migration, a process's files) re-plans and converges with
 the same code as `up`. A crashed component is brought back with backoff, as often as its
 restart policy allows.
+
+What the loop knows and shows of each component is `ops.dev_components`'s; the warm server's
+reloads and events are `ops.dev_reload`'s.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 
-from ops import api, children, processes
+from ops import api
 from ops.api_workers import Workers
 from ops.backends import DatabaseBackend, Endpoint
-from ops.backoff import Backoff
+from ops.dev_components import RESTARTING, Live, last_lines, liveness, log_tail, note_crash, rows
+from ops.dev_reload import WarmReloads
 from ops.dev_view import ComponentRow, View
 from ops.errors import OpsError
 from ops.logmux import LogFollower
 from ops.plan import api_fingerprint
-from ops.procs import started_at, tail
 from ops.secrets import redact
 from ops.settings import Settings
 from ops.stack import declared_stack, down, up
@@ -38,20 +36,6 @@ from ops.watch import STACK, Debouncer, Target, Watcher, affected, targets
 TICK_S = 0.25  # the longest the loop sleeps; a change wakes it at once
 CHECK_EVERY_S = 0.5  # crash checks (is the process there?)
 PROBE_EVERY_S = 10.0  # the API's /health (each probe is a line in its log); also after each change
-TAIL_LINES = 12
-RESTARTING = "restarting"
-
-
-@dataclass
-class Live:
-    """What the loop knows of one component beyond the state file."""
-
-    status: str = "starting"
-    health: str = ""
-    note: str = ""
-    backoff: Backoff = field(default_factory=Backoff)
-    down_since: float | None = None  # seen down, waiting for its restart
-    short_since: float | None = None  # the API seen short of workers, waiting for its reload
 
 
 class DevLoop:
@@ -67,8 +51,7 @@ class DevLoop:
         self.live: dict[str, Live] = {}
         self.state = StackState()
         self.follower = LogFollower({}, [])
-        self._events_offset = 0
-        self._reloading: list[str] | None = None  # the files a pending reload is for
+        self.warm = WarmReloads(settings, view)  # the API's reloads, and the warm server's events
         self._next_check = self._next_probe = 0.0
         self._backend: DatabaseBackend | None = None  # made once a stack exists; again after each converge
         self.workers: Workers | None = None  # the API's, when it has several (counted at each check)
@@ -108,7 +91,7 @@ class DevLoop:
         try:
             up(self.settings, emit=self.view.say, seed=self.seed, stack=self.stack, warm_api=True)
         except OpsError as failed:
-            self.view.alert(f"{why}: {redact(failed.one_line())}", _tail(redact(failed.evidence)))
+            self.view.alert(f"{why}: {redact(failed.one_line())}", last_lines(redact(failed.evidence)))
             self._reload_state()
             return False
         self.view.alert("", None)
@@ -152,48 +135,15 @@ class DevLoop:
     # --- the API's warm reloads ----------------------------------------------------------------
 
     def _reload_api(self, paths: list[str]) -> bool:
-        """SIGHUP to the warm server; False when there is none to reload (then converge)."""
-        pid = self.state.api.pid
-        if self.state.api.server != "warm" or not api.is_ours(pid, self.settings):
-            return False
-        assert pid is not None
-        self._reloading = paths
-        self._live(self._api_name()).status = "reloading"
-        os.kill(pid, signal.SIGHUP)
-        return True
+        return self.warm.reload(self.state.api, self._live(self._api_name()), paths)
 
     def read_api_events(self) -> None:
-        from ops.warm_server import read_events
-
-        events, self._events_offset = read_events(api.events_path(self.settings), self._events_offset)
         name = self._api_name()
-        live = self._live(name)
-        for event in events:
-            kind = event.get("event")
-            if kind == "reloaded":
-                why = f" ({', '.join(self._reloading)})" if self._reloading else ""
-                live.status, live.note = "healthy", f"restarted in {event.get('seconds', 0):.2f} s{why}"
-                self.view.say(f"{name} {live.note}")
-                self.view.alert("", None)
-                self._reloading = None
-                self._next_probe = 0.0
-                self._record_api_fingerprint()
-            elif kind == "reload_failed":
-                live.status, live.note = "broken", "the previous code still serves"
-                self.view.alert(
-                    f"{name}: the new code does not load — {event.get('error', 'failed')}",
-                    str(event.get("traceback", "")),
-                )
-                self._reloading = None
-            elif kind == "child_exited":
-                live.note = f"worker pid {event.get('pid')} exited ({event.get('code')})"
-                if self.state.api.restart != "no":  # else dev reloads the API (_heal_workers)
-                    live.backoff.restarts += 1
-                    live.note += "; restarting"
-                self.view.say(f"{name}: {live.note}")
-            elif kind == "gave_up":
-                live.status, live.note = "failed", "crashed too often; the warm server gave up"
-                self.view.alert(f"{name}: {live.note}", _tail(_log_tail(api.log_path(self.settings))))
+        self.warm.read_events(name, self._live(name), self.state.api, self._reloaded)
+
+    def _reloaded(self) -> None:
+        self._next_probe = 0.0
+        self._record_api_fingerprint()
 
     def _record_api_fingerprint(self) -> None:
         """The reloaded code is what runs now: a later `up` keeps it."""
@@ -209,36 +159,23 @@ class DevLoop:
         """Notice what died, show its log's tail, and converge again once its backoff is over."""
         self._reload_state()
         due, short = [], None
-        for name, alive, log, policy, code in self._liveness():
-            live = self._live(name)
-            if alive:
+        running = self._database_running()
+        for seen in liveness(self.settings, self.stack, self.state, running):
+            name, live = seen.name, self._live(seen.name)
+            if seen.alive:
                 live.down_since = None
                 if live.status in ("crashed", "stopped", "starting"):
                     live.status = "healthy"
                 if name == self._api_name():
                     short = self._heal_workers(name, live)
-                if name == self._api_name() and self._reloading is None and self._clock() >= self._next_probe:
-                    self._next_probe = self._clock() + PROBE_EVERY_S
-                    health = api.probe(api.recorded_url(self.settings, self.state), timeout=0.5)
-                    live.health = f"/health {health.status or 'no answer'}"
-                    if live.status in ("healthy", "unhealthy"):
-                        live.status = "healthy" if health.status == 200 else "unhealthy"
+                    self._probe_health(live)
                 continue
             if live.status == "failed":
                 continue
             if live.down_since is None:
-                live.down_since = self._clock()
-                wanted = policy == "always" or (policy == "on-failure" and code != 0)
-                delay = live.backoff.crashed() if wanted else None
-                exited = f"exited with code {code}" if code is not None else "is not running"
-                if not wanted:
-                    live.status, live.note = "stopped", f"{exited}; restart policy {policy}"
-                elif delay is None:
-                    live.status, live.note = "failed", f"{exited}; crashed too often, not restarted"
-                else:
-                    live.status, live.note = "crashed", f"{exited}; {RESTARTING} in {delay:.1f} s"
+                exited = note_crash(live, seen, self._clock)
                 self.view.say(f"{name} {live.note}")
-                self.view.alert(f"{name} {exited}", _tail(_log_tail(log)))
+                self.view.alert(f"{name} {exited}", last_lines(log_tail(seen.log)))
             if live.status == "crashed" and live.backoff.due():
                 live.backoff.restarting()
                 due.append(name)
@@ -250,6 +187,16 @@ class DevLoop:
             why = "; ".join(filter(None, ["restart of " + ", ".join(due) if due else "", short]))
             if self.converge(why) and short is not None:
                 self._live(self._api_name()).note = f"reloaded after {short}"
+
+    def _probe_health(self, live: Live) -> None:
+        """The API's /health, every PROBE_EVERY_S and after each change (not during a reload)."""
+        if self.warm.pending is not None or self._clock() < self._next_probe:
+            return
+        self._next_probe = self._clock() + PROBE_EVERY_S
+        health = api.probe(api.recorded_url(self.settings, self.state), timeout=0.5)
+        live.health = f"/health {health.status or 'no answer'}"
+        if live.status in ("healthy", "unhealthy"):
+            live.status = "healthy" if health.status == 200 else "unhealthy"
 
     def _heal_workers(self, name: str, live: Live) -> str | None:
         """With several workers: count them for the view, `degraded` while some are missing. Returns the
@@ -265,7 +212,7 @@ class DevLoop:
         short = self.workers.shortfall()
         if live.status == "healthy":
             live.status = "degraded"
-        if record.restart != "no" or self._reloading is not None:
+        if record.restart != "no" or self.warm.pending is not None:
             return None  # the warm server forks it again itself, or a reload is under way
         if live.short_since is None:
             live.short_since = self._clock()
@@ -276,27 +223,6 @@ class DevLoop:
             live.backoff.restarting()
             return short
         return None
-
-    def _liveness(self) -> list[tuple[str, bool, Path, str, int | None]]:
-        """(name, alive, log, restart policy, exit code) of each running kind of component."""
-        found: list[tuple[str, bool, Path, str, int | None]] = []
-        running = self._database_running()
-        if running is not None:
-            found.append((self._db_name(), running, self.settings.logs_dir / "db.log", "always", None))
-        api_pid = self.state.api.pid
-        if api_pid:
-            code = _code(api_pid)  # before any liveness check: that reaps a dead child, and its code
-            alive = api.is_ours(api_pid, self.settings)
-            found.append((self._api_name(), alive, api.log_path(self.settings), "always", code))
-        for name, record in self.state.processes.items():
-            part = self.stack.components.get(name)
-            if part is None or record.pid is None:
-                continue
-            code = _code(record.pid)
-            alive = processes.is_ours(self.settings, name, record.pid)
-            policy = getattr(part, "restart", "no")
-            found.append((name, alive, processes.log_path(self.settings, name), policy, code))
-        return found
 
     def _forget_backend(self) -> None:
         close = getattr(self._backend, "close", None)  # the docker backend's engine client
@@ -325,31 +251,7 @@ class DevLoop:
     # --- what the view shows -------------------------------------------------------------------
 
     def rows(self) -> list[ComponentRow]:
-        rows = []
-        for name in self._names():
-            live = self._live(name)
-            kind = self.stack.components[name].kind
-            address, process, started = "", "", None
-            if kind == "postgres":
-                db = self.state.db
-                address = f"{db.host}:{db.port}" if db.port else ""
-                process = f"pid {db.pid}" if db.pid else (db.container_name or "")
-                started = started_at(db.pid)
-            elif kind == "asgi":
-                record = self.state.api
-                address, process, started = record.url or "", _pid(record.pid), _epoch(record.started_at)
-                if self.workers is not None and process:
-                    process += f", {self.workers.count()}"
-            elif name in self.state.processes:
-                record = self.state.processes[name]
-                process, started = _pid(record.pid), _epoch(record.started_at)
-            status = live.status if kind in ("postgres", "asgi", "process") else "done"
-            rows.append(
-                ComponentRow(
-                    name, status, address, process, started, live.backoff.restarts, live.health, live.note
-                )
-            )
-        return rows
+        return rows(self.stack, self.state, self.live, self.workers)
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -405,27 +307,3 @@ def run_dev(
         down(settings, emit=view.say)
     else:
         view.say("the stack keeps running (`invoke down` stops it)")
-
-
-def _code(pid: int) -> int | None:
-    return children.exit_code(pid)
-
-
-def _pid(pid: int | None) -> str:
-    return f"pid {pid}" if pid else ""
-
-
-def _epoch(iso: str | None) -> float | None:
-    try:
-        return datetime.fromisoformat(iso).timestamp() if iso else None
-    except ValueError:
-        return None
-
-
-def _log_tail(path: Path) -> str:
-    return tail(path, TAIL_LINES)
-
-
-def _tail(text: str) -> str | None:
-    lines = text.strip().splitlines()[-TAIL_LINES:]
-    return "\n".join(lines) or None

@@ -14,6 +14,7 @@ from ops.backends.base import Endpoint
 from ops.dbcheck import first_line
 from ops.errors import DatabaseError, IngestError, UsageError
 from ops.secrets import redact
+from ops.settings import Settings
 
 SEED_WORK, SEED_BOOKS = "iliad", (1,)
 
@@ -69,3 +70,24 @@ def parse_books(value: str | None) -> range | None:
     if start < 1 or stop < start:
         raise UsageError(f"--books {value!r}: need 1 <= first <= last")
     return range(start, stop + 1)
+
+
+def into_stack(
+    settings: Settings, work: str, books: str | None, progress: Callable[[str], None] | None = None
+) -> str:
+    """`invoke ingest`: load `work`'s `books` into the stack's database; one line of counts."""
+    from ops.session import writer_endpoint
+    from ops.state import load_state_or_fresh
+
+    if work not in ("iliad", "odyssey", "all"):
+        raise UsageError(f"unknown work {work!r}", "choose iliad, odyssey or all")
+    book_range = parse_books(books)
+    endpoint = writer_endpoint(settings, load_state_or_fresh(settings.state_file))
+    if endpoint is None:
+        raise DatabaseError("the stack's database has never been started", "run `invoke up` first")
+    report = load(endpoint, work, book_range, progress)
+    rate = report.inserted / report.seconds if report.seconds else 0.0
+    return (
+        f"{'+'.join(report.works)}: {report.inserted} verses inserted, {report.skipped} already present, "
+        f"{report.tokens} tokens, {report.seconds:.1f} s ({rate:.0f} verses/s)"
+    )

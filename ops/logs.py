@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
+from ops.errors import UsageError
 from ops.logmux import LogFollower, prefix, prefix_width
 from ops.logmux import follow as follow_lines
 from ops.procs import tail
 from ops.secrets import redact
 from ops.settings import Settings
+from ops.state import load_state_or_fresh
 
 COMPONENTS = ("db", "api", "migrate")
 
@@ -34,3 +37,34 @@ def follow(
     width = prefix_width(follower.components)
     for line in follow_lines(follower, stop, poll_s=poll):
         yield line.text if len(paths) == 1 else prefix(line.component, width, colour=False) + line.text
+
+
+def chosen(settings: Settings, component: str | None, n: Any) -> tuple[dict[str, Path], int, list[str]]:
+    """`invoke logs`: the logs shown (one component's, else db, api and the declared processes'),
+    how many lines of each, and the secrets to mask; UsageError for an unknown log or a bad -n."""
+    state = load_state_or_fresh(settings.state_file)
+    known = (*COMPONENTS, *state.processes)
+    if component not in (None, *known):
+        raise UsageError(f"unknown log {component!r}", f"choose one of {', '.join(known)}")
+    if n is not None and (not str(n).isdigit() or int(n) < 1):
+        raise UsageError(f"-n must be a positive whole number, not {n!r}")
+    shown = [component] if component else ["db", "api", *state.processes]
+    return {name: log_file(settings, name) for name in shown}, int(n or 50), state.secrets
+
+
+def show_tails(
+    paths: Mapping[str, Path], count: int, secrets: list[str], emit: Callable[[str], None] = print
+) -> None:
+    """The last `count` lines of each log, under a `==> path <==` header when there are several."""
+    for path in paths.values():
+        if len(paths) > 1:
+            emit(f"==> {path} <==")
+        emit(last_lines(path, count, secrets).rstrip() or "(empty)")
+
+
+def followed(follower: LogFollower, paths: Mapping[str, Path], colour: bool) -> Iterator[str]:
+    """The new lines, until Ctrl-C: one log bare, several after a `name | ` column (coloured)."""
+    width = prefix_width(paths)
+    for line in follow_lines(follower, stop=lambda: False):
+        head = prefix(line.component, width, colour) if len(paths) > 1 else ""
+        yield head + line.text

@@ -22,12 +22,17 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ops.fingerprint import source_files
 from ops.health import probe
+from ops.layout import state_dir_of
 from ops.procs import started_at
+
+if TYPE_CHECKING:
+    from ops.stack import UpResult
 
 CERTIFICATE = "noop.json"
 NOTHING_CHANGED = "up: nothing to do, as checked against the last `up`"
@@ -149,3 +154,33 @@ def check(state_dir: Path, digest: str, project_dir: Path) -> list[str] | None:
         f"{NOTHING_CHANGED} (the same inputs and files, its processes alive, /health {status})",
         *map(str, printed),
     ]
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """The no-op certificate one `up` checks first and renews last: where it lives (the state
+    directory the raw settings name) and the digest of the inputs it was asked with."""
+
+    project_dir: Path
+    state_dir: Path
+    digest: str
+
+    @classmethod
+    def of(
+        cls, project_dir: Path, config: Mapping[str, Any], env: Mapping[str, str], flags: Mapping[str, Any]
+    ) -> Certificate:
+        given = flags.get("state_dir") or env.get("OPS_STATE_DIR") or config.get("state_dir")
+        digest = inputs_digest(project_dir, config, env, flags)
+        return cls(project_dir, state_dir_of(project_dir, given), digest)
+
+    def check(self) -> list[str] | None:
+        return check(self.state_dir, self.digest, self.project_dir)
+
+    def renew(self, state_dir: Path, result: UpResult, summary: list[str]) -> None:
+        """After an ordinary `up`: the old certificate goes; a new one when the next `up` would keep
+        everything and the stack is the one this certificate is for."""
+        forget(state_dir)
+        if result.certifiable and state_dir == self.state_dir:
+            printed = [*result.no_op, *summary]
+            sources, pids, url = result.sources, result.pids, result.api_url
+            write(self.state_dir, self.digest, self.project_dir, sources, pids, url, result.schema, printed)

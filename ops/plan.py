@@ -107,8 +107,8 @@ def _db_action(name: str, backend: DatabaseBackend | None, running: bool, state:
         return Action(name, START, "a new stack; `up` chooses the backend (auto)")
     if not backend.owns_server:
         server = backend.describe()
-        servers = "servers" if len(server.get("hosts") or ()) > 1 else "server"
-        return Action(name, KEEP, f"an external {servers} at {server.get('where')}")
+        servers = "servers" if len(server.hosts) > 1 else "server"
+        return Action(name, KEEP, f"an external {servers} at {server.where}")
     if running:
         where = f"pid {state.db.pid}" if state.db.pid else f"container {state.db.container_name}"
         return Action(name, KEEP, f"{backend.name}, {where} on port {state.db.port}")

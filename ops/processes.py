@@ -107,28 +107,11 @@ def wait_ready(
                 return f"log line matched {ready.log!r}: {found.strip()[:80]}"
             raise NotReady("no matching log line yet")
         if ready.http is not None:
-            import httpx  # only for an http probe: not on every `up`'s path
-
-            url = substitute(ready.http, values)
-            try:
-                status = httpx.get(url, timeout=1.0, trust_env=False).status_code
-            except httpx.HTTPError as exc:
-                raise NotReady(type(exc).__name__) from None
-            if 200 <= status < 300:
-                return f"GET {url} -> {status}"
-            raise NotReady(f"HTTP {status}")
+            return _http_ready(substitute(ready.http, values))
         if ready.tcp is not None:
-            host, _, port = ready.tcp.rpartition(":")
-            try:
-                socket.create_connection((host, int(port)), timeout=1.0).close()
-            except OSError as exc:
-                raise NotReady(str(exc)) from None
-            return f"{ready.tcp} accepts connections"
+            return _tcp_ready(ready.tcp)
         assert ready.command is not None  # the model allows exactly one probe
-        done = subprocess.run(list(ready.command), cwd=settings.project_dir, capture_output=True, check=False)
-        if done.returncode == 0:
-            return f"{' '.join(ready.command)} exited 0"
-        raise NotReady(f"exit code {done.returncode}")
+        return _command_ready(list(ready.command), settings.project_dir)
 
     bounded = WaitPolicy(
         policy.attempts, min(policy.timeout, ready.timeout), policy.wait_initial, policy.wait_max
@@ -141,6 +124,34 @@ def wait_ready(
             f"see {log}",
             evidence=tail(log, settings.log_tail_lines),
         ) from None
+
+
+def _http_ready(url: str) -> str:
+    import httpx  # only for an http probe: not on every `up`'s path
+
+    try:
+        status = httpx.get(url, timeout=1.0, trust_env=False).status_code
+    except httpx.HTTPError as exc:
+        raise NotReady(type(exc).__name__) from None
+    if 200 <= status < 300:
+        return f"GET {url} -> {status}"
+    raise NotReady(f"HTTP {status}")
+
+
+def _tcp_ready(address: str) -> str:
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1.0).close()
+    except OSError as exc:
+        raise NotReady(str(exc)) from None
+    return f"{address} accepts connections"
+
+
+def _command_ready(command: list[str], cwd: Path) -> str:
+    done = subprocess.run(command, cwd=cwd, capture_output=True, check=False)
+    if done.returncode == 0:
+        return f"{' '.join(command)} exited 0"
+    raise NotReady(f"exit code {done.returncode}")
 
 
 def _log_match(log: Path, offset: int, pattern: str) -> tuple[int, str | None]:

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from ops import api
 from ops.backends import Endpoint, select_backend
 from ops.errors import UsageError
+from ops.session import session
 from ops.settings import Settings
-from ops.stack import UpResult, declared_stack, session, stop_declared, stop_recorded_api, up
+from ops.stack import UpResult, declared_stack, stop_declared, stop_recorded_api, up
 from ops.steps import Step
 
 STOPPABLE = ("postgres", "asgi", "process")

@@ -117,6 +117,29 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class ServerFacts:
+    """What a backend sees of its server without connecting to it: for `up --plan` and diagnose.
+
+    `running` is None when the server is not the harness's to watch (external); `port` is where it
+    listens now (the engine's published port, postmaster.pid's), None while it is not running."""
+
+    backend: str
+    running: bool | None
+    port: int | None = None
+    pid: int | None = None  # embedded: the postmaster's
+    data_dir: str | None = None  # embedded: the cluster's directory
+    container: str | None = None  # docker: the container's short id, when one of that name exists
+    container_name: str | None = None  # docker: the name this stack's container has (or gets)
+    container_state: str | None = None  # docker: running, exited, ..., absent, or whose it is
+    ours: bool = True  # docker: False for a same-named container of another stack or checkout
+    exit_code: int | None = None  # docker: the container's last exit code
+    oom_killed: bool | None = None  # docker: whether the kernel killed it for memory
+    volume: str | None = None  # docker: the data volume
+    hosts: tuple[tuple[str, int], ...] = ()  # external: every host of the DSN, in libpq's order
+    where: str | None = None  # external: `host:port`, or `h1:5432,h2:5433`
+
+
+@dataclass(frozen=True)
 class Started:
     """What `DatabaseBackend.start` did, and the record the state file keeps of the server."""
 
@@ -158,8 +181,8 @@ class DatabaseBackend(ABC):
         """Delete the stack's data; True if something was deleted."""
 
     @abstractmethod
-    def describe(self) -> dict[str, Any]:
-        """Facts for status and diagnose (pid or container, state, data location)."""
+    def describe(self) -> ServerFacts:
+        """What runs where, read locally or from the engine (pid or container, state, data)."""
 
     def planned_endpoint(self) -> Endpoint | None:
         """The owner's endpoint if it is known before `start` returns (so the API can start and

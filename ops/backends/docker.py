@@ -12,6 +12,7 @@ import functools
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +21,7 @@ from docker.models.containers import Container
 from requests.exceptions import RequestException
 
 from ops import labels
-from ops.backends.base import DatabaseBackend, Endpoint, Started
+from ops.backends.base import DatabaseBackend, Endpoint, ServerFacts, Started
 from ops.backends.docker_image import ImagePlan, ensure_image, plan_image
 from ops.engine import connect, engine_address, try_connect
 from ops.errors import BackendUnavailable, DatabaseError, OpsError
@@ -64,7 +65,10 @@ def _engine_errors(method: Callable[..., T]) -> Callable[..., T]:
 class DockerBackend(DatabaseBackend):
     name = "docker"
 
-    def __init__(self, settings: Settings, record: DbRecord | None = None, emit: Any = print) -> None:
+    def __init__(
+        self, settings: Settings, record: DbRecord | None = None, emit: Any = print, client: Any = None
+    ) -> None:
+        """`client`: an engine client to use (its owner closes it), e.g. diagnose's, with a short timeout."""
         self.settings = settings
         self.record = (record or DbRecord()).model_copy(deep=True)
         # A stack made before names were scoped keeps its recorded names (adopted, not lost).
@@ -73,7 +77,7 @@ class DockerBackend(DatabaseBackend):
         self.volume_name = self.record.volume or volume
         self._log = settings.logs_dir / "db.log"
         self._emit = emit
-        self._client: Any = None
+        self._client: Any = client
         self._plan: ImagePlan | None = None
 
     def can_deliver(self) -> tuple[bool, str]:
@@ -199,19 +203,32 @@ class DockerBackend(DatabaseBackend):
         return removed
 
     @_engine_errors
-    def describe(self) -> dict[str, Any]:
-        container = self._find()
-        if container is None:
-            return {"backend": self.name, "container": None, "running": False}
-        return {
-            "backend": self.name,
-            "container": container.short_id,
-            "name": self.container_name,
-            "state": container.status,
-            "running": container.status == "running",
-            "port": self._published_port(container),
-            "volume": self.volume_name,
-        }
+    def describe(self) -> ServerFacts:
+        """The container of this stack's name as the engine sees it, never raising for one that is
+        another's (its state says whose): id, state, exit code and published port."""
+        facts = ServerFacts(
+            self.name, running=False, container_name=self.container_name, volume=self.volume_name
+        )
+        try:
+            container = self.client.containers.get(self.container_name)
+        except NotFound:
+            return replace(facts, container_state="absent")
+        given, found = container.labels, replace(facts, container=container.short_id, ours=False)
+        if given.get(labels.STACK) != self.settings.stack:
+            return replace(found, container_state="not created by this harness")
+        if given.get(labels.PROJECT) not in (None, str(self.settings.project_dir)):
+            return replace(found, container_state=f"of another checkout ({given[labels.PROJECT]})")
+        run_state = container.attrs.get("State", {})
+        return replace(
+            found,
+            ours=True,
+            container_name=container.name,
+            container_state=container.status,
+            running=container.status == "running",
+            exit_code=run_state.get("ExitCode"),
+            oom_killed=run_state.get("OOMKilled"),
+            port=self._published_port(container),
+        )
 
     @_engine_errors
     def save_log(self) -> None:

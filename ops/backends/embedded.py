@@ -15,10 +15,9 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 from ops import initdb_cache
-from ops.backends.base import DatabaseBackend, Endpoint, Started
+from ops.backends.base import DatabaseBackend, Endpoint, ServerFacts, Started
 from ops.errors import BackendUnavailable, DatabaseError, PortInUse
 from ops.image.wheel import package_dir
 from ops.platform import (
@@ -162,14 +161,15 @@ class EmbeddedBackend(DatabaseBackend):
         )
         return existed
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "backend": self.name,
-            "pid": self._postmaster_pid(),
-            "running": self.is_running(),
-            "data_dir": str(self.data_dir),
-            "port": self._running_port() if self.is_running() else self.record.port,
-        }
+    def describe(self) -> ServerFacts:
+        running = self.is_running()
+        return ServerFacts(
+            self.name,
+            running=running,
+            port=self._running_port() if running else None,
+            pid=self._postmaster_pid(),
+            data_dir=str(self.data_dir),
+        )
 
     # --- internals -------------------------------------------------------------------
 

@@ -7,11 +7,10 @@ is kept in the endpoint, so that it reaches every connection the harness and the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from ops.backends.base import DatabaseBackend, Endpoint, Started
+from ops.backends.base import DatabaseBackend, Endpoint, ServerFacts, Started
 from ops.dsn import check_files
 from ops.errors import UsageError
 from ops.settings import Settings
@@ -72,13 +71,8 @@ class ExternalBackend(DatabaseBackend):
     def destroy(self) -> bool:
         return False
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> ServerFacts:
         endpoint = Endpoint.from_url(self.settings.database_url or "")
-        hosts = [list(host) for host in endpoint.hosts]
-        return {
-            "backend": self.name,
-            "host": endpoint.host,
-            "port": endpoint.port,
-            "hosts": hosts,
-            "where": endpoint.where,
-        }
+        return ServerFacts(
+            self.name, running=None, port=endpoint.port, hosts=endpoint.hosts, where=endpoint.where
+        )

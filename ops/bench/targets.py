@@ -89,117 +89,146 @@ _CLOSE = {
 
 def evaluate(figures: dict[str, Any]) -> list[Target]:
     """The targets of issue 7 against `figures` (as `run` collects them)."""
-    stack, scale = figures.get("stack", {}), figures.get("scale", {})
-    targets = []
-    if stack:
-        excess = phase_excess(stack)
-        worst = max(excess, key=lambda name: excess[name])
-        targets.append(
-            Target(
-                "cold_up_ratio",
-                "cold `up` / the same steps by hand, in sequence",
-                0.6,
-                "x",
-                stack["ratio_cold_to_bare"],
-                f"largest excess: {worst} +{excess[worst]:.2f} s; {_CLOSE[worst]}",
-            )
+    return [
+        *_stack_targets(figures.get("stack", {})),
+        *_dev_targets(figures.get("dev", {})),
+        _text_target(figures),
+        *_search_targets(figures),
+        *_scale_targets(figures.get("scale", {})),
+        *_sql_ready_targets(figures.get("docker_sql_ready", {})),
+        _memory_target(figures.get("memory", {}).get("load", {})),
+    ]
+
+
+def _stack_targets(stack: dict[str, Any]) -> list[Target]:
+    """`up` cold against the bare steps, and warm `up`, `--list` and `--plan` against the floor."""
+    if not stack:
+        return []
+    excess = phase_excess(stack)
+    worst = max(excess, key=lambda name: excess[name])
+    in_steps = sum(stack.get("warm_up_steps_s", {}).values())
+    floor = stack.get("invoke_floor_s")
+    return [
+        Target(
+            "cold_up_ratio",
+            "cold `up` / the same steps by hand, in sequence",
+            0.6,
+            "x",
+            stack["ratio_cold_to_bare"],
+            f"largest excess: {worst} +{excess[worst]:.2f} s; {_CLOSE[worst]}",
+        ),
+        Target(
+            "warm_up_to_floor",
+            "warm `up` / `invoke --version`",
+            2.5,
+            "x",
+            stack.get("ratio_warm_to_floor"),
+            f"the short path checks the no-op certificate with the standard library and psutil; the "
+            f"ordinary path takes {stack.get('warm_up_full_path_s', 0):.2f} s (its probes "
+            f"{in_steps:.2f} s; the floor is {floor or 0:.2f} s; the rest is imports: pydantic, psycopg)",
+        ),
+        Target(
+            "list_to_floor",
+            "`invoke --list` / `invoke --version`",
+            1.5,
+            "x",
+            stack.get("ratio_list_to_floor"),
+            "tasks.py imports only ops.errors at the top",
+        ),
+        Target(
+            "plan_to_warm",
+            "`up --plan` / warm `up` (ordinary path)",
+            1.0,
+            "x",
+            stack.get("ratio_plan_to_warm"),
+            "against the ordinary warm path: it probes what that probes, without the lock or state write",
+        ),
+    ]
+
+
+def _dev_targets(dev: dict[str, Any]) -> list[Target]:
+    if not dev:
+        return []
+    return [
+        Target(
+            "dev_edit_to_served",
+            "`invoke dev`: edit to served (p50) / the API's cold start",
+            0.5,
+            "x",
+            dev.get("ratio_served_p50_to_cold"),
+            f"p50 {dev.get('edit_to_served_p50_s', 0):.2f} s against a cold start of "
+            f"{dev.get('api_cold_start_s', 0):.2f} s: the watcher's debounce, the fork and the app's "
+            "own import",
         )
-        in_steps = sum(stack.get("warm_up_steps_s", {}).values())
-        floor = stack.get("invoke_floor_s")
-        targets += [
-            Target(
-                "warm_up_to_floor",
-                "warm `up` / `invoke --version`",
-                2.5,
-                "x",
-                stack.get("ratio_warm_to_floor"),
-                f"the short path checks the no-op certificate with the standard library and psutil; the "
-                f"ordinary path takes {stack.get('warm_up_full_path_s', 0):.2f} s (its probes "
-                f"{in_steps:.2f} s; the floor is {floor or 0:.2f} s; the rest is imports: pydantic, psycopg)",
-            ),
-            Target(
-                "list_to_floor",
-                "`invoke --list` / `invoke --version`",
-                1.5,
-                "x",
-                stack.get("ratio_list_to_floor"),
-                "tasks.py imports only ops.errors at the top",
-            ),
-            Target(
-                "plan_to_warm",
-                "`up --plan` / warm `up` (ordinary path)",
-                1.0,
-                "x",
-                stack.get("ratio_plan_to_warm"),
-                "against the ordinary warm path: it probes what that probes, without the lock or state write",
-            ),
-        ]
-    dev = figures.get("dev", {})
-    if dev:
-        targets.append(
-            Target(
-                "dev_edit_to_served",
-                "`invoke dev`: edit to served (p50) / the API's cold start",
-                0.5,
-                "x",
-                dev.get("ratio_served_p50_to_cold"),
-                f"p50 {dev.get('edit_to_served_p50_s', 0):.2f} s against a cold start of "
-                f"{dev.get('api_cold_start_s', 0):.2f} s: the watcher's debounce, the fork and the app's "
-                "own import",
-            )
-        )
+    ]
+
+
+def _text_target(figures: dict[str, Any]) -> Target:
     text4, cores = _cell(figures, "text", 4), figures.get("machine", {}).get("cores", "the")
     raw: dict[str, Any] = next(
         (r for r in figures.get("search", {}).get("raw_sql", []) if r["mode"] == "text"), {}
     )
-    targets.append(
-        Target(
-            "text_p99_c4_ms",
-            "text search p99 at concurrency 4",
-            30.0,
-            "ms",
-            text4.get("p99_ms"),
-            f"raw SQL alone: p99 {raw.get('p99_ms')} ms at concurrency 1; the rest is the API "
-            f"and queueing on {cores} cores shared by PostgreSQL, uvicorn and the load generator",
-        )
+    return Target(
+        "text_p99_c4_ms",
+        "text search p99 at concurrency 4",
+        30.0,
+        "ms",
+        text4.get("p99_ms"),
+        f"raw SQL alone: p99 {raw.get('p99_ms')} ms at concurrency 1; the rest is the API "
+        f"and queueing on {cores} cores shared by PostgreSQL, uvicorn and the load generator",
     )
-    targets += _search_targets(figures)
+
+
+def _scale_targets(scale: dict[str, Any]) -> list[Target]:
     top = max(scale.get("factors", [1]))
-    for mode in ("text", "vector"):
-        growth = scale.get("growth_p50", {}).get(mode)
-        targets.append(
-            Target(f"{mode}_growth", f"{mode} p50 growth, 1x to {top}x", 2.0, "x", growth, _GROWTH[mode])
-        )
-    growth_p99 = scale.get("growth_p99", {}).get("text")
-    targets.append(
-        Target("text_growth_p99", f"text p99 growth, 1x to {top}x", 2.0, "x", growth_p99, _GROWTH["text"])
-    )
-    sql_ready = figures.get("docker_sql_ready", {})
-    if sql_ready.get("ratio") is not None:
-        targets.append(
-            Target(
-                "docker_sql_ready_ratio",
-                "docker create→SQL-ready ≥ 3x faster than testcontainers",
-                3.0,
-                "x",
-                sql_ready["ratio"],
-                sql_ready_note(sql_ready),
-                at_least=True,
-            )
-        )
-    load = figures.get("memory", {}).get("load", {})
-    targets.append(
+    return [
         Target(
-            "api_rss_mb",
-            "API resident memory (peak under load)",
-            150.0,
-            "MB",
-            load.get("api_rss_mb"),
-            "one uvicorn worker: FastAPI, pydantic, SQLAlchemy and psycopg loaded, a pool of "
-            "up to 12 connections",
+            f"{mode}_growth",
+            f"{mode} p50 growth, 1x to {top}x",
+            2.0,
+            "x",
+            scale.get("growth_p50", {}).get(mode),
+            _GROWTH[mode],
         )
+        for mode in ("text", "vector")
+    ] + [
+        Target(
+            "text_growth_p99",
+            f"text p99 growth, 1x to {top}x",
+            2.0,
+            "x",
+            scale.get("growth_p99", {}).get("text"),
+            _GROWTH["text"],
+        )
+    ]
+
+
+def _sql_ready_targets(sql_ready: dict[str, Any]) -> list[Target]:
+    if sql_ready.get("ratio") is None:
+        return []
+    return [
+        Target(
+            "docker_sql_ready_ratio",
+            "docker create→SQL-ready ≥ 3x faster than testcontainers",
+            3.0,
+            "x",
+            sql_ready["ratio"],
+            sql_ready_note(sql_ready),
+            at_least=True,
+        )
+    ]
+
+
+def _memory_target(load: dict[str, Any]) -> Target:
+    return Target(
+        "api_rss_mb",
+        "API resident memory (peak under load)",
+        150.0,
+        "MB",
+        load.get("api_rss_mb"),
+        "one uvicorn worker: FastAPI, pydantic, SQLAlchemy and psycopg loaded, a pool of "
+        "up to 12 connections",
     )
-    return targets
 
 
 def _search_targets(figures: dict[str, Any]) -> list[Target]:
