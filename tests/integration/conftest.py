@@ -24,7 +24,7 @@ def both_poems(db_url: str) -> Iterator[Connection]:
 @pytest.fixture(scope="module")
 def client(db_url: str) -> Iterator[TestClient]:
     """The app in-process on the session's database, both poems loaded (idempotent)."""
-    from tests.integration.test_search_api import client_for
+    from tests.support.app import client_for
 
     ingest(db_url, "all")
     with client_for(db_url) as client:
