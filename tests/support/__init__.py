@@ -13,4 +13,5 @@
 - `app`: the FastAPI app in-process (TestClient) and its search results.
 - `replication`, `pg_node`: a primary with streaming standbys from the embedded wheel.
 - `tls_pki`, `tls_relay`, `debian_postgres`: real TLS to PostgreSQL.
+- `warm_server`: a tiny app for the warm server, and a running warm server's events and log.
 """
