@@ -17,7 +17,7 @@ import pytest
 
 from ops.procs import pid_alive
 from ops.warm_server import EXIT_GAVE_UP, EXIT_PORT_IN_USE, available
-from tests.support.warm_server import wait_until, write_app
+from tests.support.warm_server import Warm, wait_until, write_app
 
 pytestmark = pytest.mark.skipif(not available(), reason="the warm server forks")
 
@@ -69,11 +69,17 @@ def test_restart_no_with_two_workers_leaves_one_serving_until_a_sighup_forks_two
     assert not warm.events("restarted") and warm.proc.poll() is None
 
 
-def test_sigterm_stops_the_parent_and_all_its_children(tmp_path, start_warm):
+def _two_workers_serving(tmp_path, start_warm) -> tuple[Warm, list[int]]:
+    """A warm server with two workers serving the mini app (version 1), and their pids."""
     write_app(tmp_path, 1)
     warm = start_warm("--workers", "2")
     pids = warm.wait_for("ready")["pids"]
     warm.serves(1)
+    return warm, pids
+
+
+def test_sigterm_stops_the_parent_and_all_its_children(tmp_path, start_warm):
+    warm, pids = _two_workers_serving(tmp_path, start_warm)
     warm.signal(signal.SIGTERM)
     assert warm.proc.wait(timeout=15) == 0
     assert warm.events()[-1]["event"] == "stopped"
@@ -81,10 +87,7 @@ def test_sigterm_stops_the_parent_and_all_its_children(tmp_path, start_warm):
 
 
 def test_children_stop_by_themselves_when_the_parent_is_killed(tmp_path, start_warm):
-    write_app(tmp_path, 1)
-    warm = start_warm("--workers", "2")
-    pids = warm.wait_for("ready")["pids"]
-    warm.serves(1)
+    warm, pids = _two_workers_serving(tmp_path, start_warm)
     warm.signal(signal.SIGKILL)
     warm.proc.wait(timeout=5)
     wait_until(lambda: not any(pid_alive(pid) for pid in pids), timeout=10, what="the orphans to exit")
