@@ -87,6 +87,16 @@ def run_as(account: Account | None) -> dict[str, Any]:
     return {"user": account.uid, "group": account.gid, "extra_groups": []}
 
 
+def run_bounded(
+    argv: list[str], runner: Account | None, timeout: float, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run `argv` as `runner` (see `run_as`) from `/` with exactly `env`: output captured as text,
+    TimeoutExpired after `timeout` s, the exit status left to the caller."""
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=timeout, cwd="/", env=env, check=False, **run_as(runner)
+    )
+
+
 def give_to(account: Account | None, *paths: Path) -> None:
     """Make `account` own `paths` (a no-op when not running as root)."""
     if account is None:

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real PostgreSQL from the embedded backend, migrated to head."""
+"""Shared fixtures: a real PostgreSQL from the embedded backend, migrated to head; a copy of the project."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from ops.backends.embedded import EmbeddedBackend
 from ops.migrate import migrate
 from ops.settings import build_settings
-
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from tests.support.paths import PROJECT_DIR
+from tests.support.project import Project, close_project, copy_project
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,3 +47,12 @@ def db_url(pg_server: EmbeddedBackend) -> str:
     url = started.endpoint.url()
     migrate(PROJECT_DIR, url)
     return url
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    """A copy of the project (tests/support/project.py) for `invoke ...`; what it left running killed
+    and `invoke down` after the test (used by tests/e2e, tests/faults and tests/docker)."""
+    copy = copy_project(tmp_path / "project")
+    yield copy
+    close_project(copy)

@@ -27,6 +27,7 @@ from ops.platform import (
     give_to,
     require_posix,
     run_as,
+    run_bounded,
     service_account,
 )
 from ops.procs import free_port, pid_alive, port_free, read_from, tail
@@ -221,16 +222,7 @@ class EmbeddedBackend(DatabaseBackend):
         self, argv: list[str], runner: Account | None, timeout: float
     ) -> subprocess.CompletedProcess[str]:
         try:
-            return subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                cwd="/",
-                env=self._env(runner),
-                check=False,
-                **run_as(runner),
-            )
+            return run_bounded(argv, runner, timeout, self._env(runner))
         except subprocess.TimeoutExpired:
             raise DatabaseError(
                 f"{Path(argv[0]).name} did not finish within {timeout:.0f} s",

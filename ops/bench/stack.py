@@ -31,6 +31,7 @@ from ops.backends.embedded import pg_bin_dir
 from ops.bench.polling import until
 from ops.bench.stats import medians, ratio
 from ops.errors import ApiError, BackendUnavailable, DatabaseError, MigrationError, OpsError
+from ops.invoke_cli import run_invoke
 from ops.noop import CERTIFICATE
 from ops.platform import SERVICE_USER, allow_traverse, give_to, service_account
 from ops.procs import free_port, tail, terminate
@@ -61,9 +62,7 @@ def clean_env(**settings: str) -> dict[str, str]:
 
 
 def invoke(project: Path, env: dict[str, str], *args: str, check: bool = True) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=project, env=env, capture_output=True, text=True
-    )
+    result = run_invoke(project, env, *args)
     if check and result.returncode:
         raise CommandFailed(args, result.returncode, result.stderr)
 

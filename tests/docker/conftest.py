@@ -13,10 +13,7 @@ from ops.engine import try_connect
 from ops.errors import BackendUnavailable
 from ops.image import ensure_offline_image, locate_busybox, offline_present, offline_tag
 from ops.settings import Settings
-from tests.e2e.conftest import project  # the fixture, reused as is
-from tests.helpers import stack_settings
-
-__all__ = ["project"]
+from tests.support.stacks import stack_settings
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from ops import labels
-from tests.e2e.conftest import Project, close_project, copy_project
-from tests.faults.conftest import one_line_error, read_state
-from tests.helpers import docker_names, query, step_lines
+from tests.support.db import query
+from tests.support.output import one_line_error, step_lines
+from tests.support.project import Project, close_project, copy_project, read_state
+from tests.support.stacks import docker_names
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 

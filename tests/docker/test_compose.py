@@ -19,7 +19,9 @@ import pytest
 
 from ops import stack
 from ops.migrate import head_revision
-from tests.helpers import PROJECT_DIR, query, stack_settings
+from tests.support.db import query
+from tests.support.paths import PROJECT_DIR
+from tests.support.stacks import stack_settings
 
 pytestmark = pytest.mark.docker
 PASSWORD = secrets.token_hex(16)

@@ -9,9 +9,8 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from tests.e2e.conftest import Project, close_project, copy_project
-from tests.e2e.test_dev import served, start_dev, wait_for
-from tests.faults.conftest import read_state
+from tests.support.dev import served, start_dev, wait_for
+from tests.support.project import Project, close_project, copy_project, read_state
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 

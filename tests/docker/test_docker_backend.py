@@ -11,7 +11,8 @@ import pytest
 from ops import labels, stack
 from ops.errors import BackendUnavailable
 from ops.state import DbRecord, StackState, load_state
-from tests.helpers import docker_names, query
+from tests.support.db import query
+from tests.support.stacks import docker_names
 
 pytestmark = pytest.mark.docker
 
@@ -158,7 +159,7 @@ def test_volume_in_use_is_a_clear_error_and_keeps_the_data(engine, make_stack):
 
 def test_auto_picks_docker_when_an_engine_answers_and_embedded_when_none_does(engine, tmp_path, monkeypatch):
     from ops.backends import select_backend
-    from tests.helpers import stack_settings
+    from tests.support.stacks import stack_settings
 
     settings = stack_settings(tmp_path, backend="auto")
     backend, why = select_backend(settings, StackState())

@@ -26,12 +26,37 @@ def test_bench_quick_measures_every_section_and_updates_the_docs(project):
 
     assert figures["options"]["quick"] is True and figures["options"]["backend"] == "embedded"
     assert _positive(figures["machine"]["cores"]) and figures["machine"]["postgres"].startswith("18")
+    _check_stack(figures["stack"])
+    _check_search(figures)
+    assert figures["ingest"]["verses"] == 15686 and _positive(figures["ingest"]["verses_per_s"])
+    assert _positive(figures["index_build"]["seconds"])
+    _check_scale(figures["scale"])
+    _check_dev(figures["dev"], result.stdout)
+    _check_workers(figures["workers"], result.stdout)
+    for moment in ("idle", "load"):
+        assert all(_positive(value) for value in figures["memory"][moment].values()), figures["memory"]
+    sql_ready = figures["docker_sql_ready"]
+    _check_docker_sql_ready(figures, result.stdout)
 
-    stack = figures["stack"]
+    verdicts = {target["key"]: target["verdict"] for target in figures["targets"]}
+    assert len(verdicts) == (12 if "skipped" in sql_ready else 13)
+    assert all(v.startswith(("met", "missed")) for v in verdicts.values())
+
+    docs = (project.root / "docs" / "benchmarks.md").read_text()
+    assert docs.count(BEGIN) == 1 and docs.count(END) == 1
+    block = docs[docs.index(BEGIN) : docs.index(END)]
+    assert "### Targets" in block and "| text | 4 |" in block and "`--quick`" in block
+    assert "### Search through the API" in result.stdout  # the same tables as a summary
+    assert not (project.root / ".ops").exists()  # the bench's stacks live in temporary state dirs
+
+
+def _check_stack(stack: dict) -> None:
     assert all(_positive(stack[key]) for key in ("cold_up_s", "warm_up_s", "ratio_cold_to_bare"))
     assert {"db", "db-ready", "migrate", "api-start", "api-health"} <= set(stack["cold_up_steps_s"])
     assert all(_positive(seconds) for seconds in stack["bare_s"].values())
 
+
+def _check_search(figures: dict) -> None:
     cells = figures["search"]["api"]
     assert {(c["mode"], c["concurrency"]) for c in cells} == {
         (mode, c) for mode in ("text", "vector", "hybrid") for c in (1, 4, 16)
@@ -46,24 +71,24 @@ def test_bench_quick_measures_every_section_and_updates_the_docs(project):
     assert health["errors"] == 0 and _positive(health["p99_ms"]) and health["concurrency"] == 4
     assert {"text_p99_c4_to_health", "common_to_median"} <= {t["key"] for t in figures["targets"]}
 
-    assert figures["ingest"]["verses"] == 15686 and _positive(figures["ingest"]["verses_per_s"])
-    assert _positive(figures["index_build"]["seconds"])
 
-    scale = figures["scale"]
+def _check_scale(scale: dict) -> None:
     assert [(run["factor"], run["rows"]) for run in scale["runs"]] == [(1, 15686), (4, 4 * 15686)]
     for run in scale["runs"]:
         for mode in ("text", "vector"):
             assert run[mode]["errors"] == 0 and _positive(run[mode]["p50_ms"]), run
     assert _positive(scale["growth_p50"]["text"]) and "--quick" in scale["note"]
 
-    dev = figures["dev"]
+
+def _check_dev(dev: dict, stdout: str) -> None:
     assert len(dev["edit_to_served_s"]) == dev["edits"] == 5
     assert all(_positive(s) for s in dev["edit_to_served_s"]) and _positive(dev["api_cold_start_s"])
     assert _positive(dev["ratio_served_p50_to_cold"]) and dev["idle_cpu_percent"] >= 0
     assert _positive(dev["worker_crash_to_healthy_s"]) and _positive(dev["server_crash_to_healthy_s"])
-    assert "### `invoke dev` (seconds)" in result.stdout
+    assert "### `invoke dev` (seconds)" in stdout
 
-    workers = figures["workers"]
+
+def _check_workers(workers: dict, stdout: str) -> None:
     assert (workers["mode"], workers["concurrency"]) == ("text", 16)
     assert [run["workers"] for run in workers["runs"]] == [1, 2, 4]
     for run in workers["runs"]:
@@ -72,12 +97,11 @@ def test_bench_quick_measures_every_section_and_updates_the_docs(project):
             _positive(run[key]) for key in ("throughput_rps", "rss_per_worker_mb", "pss_per_worker_mb")
         )
         assert (run["supervisor_rss_mb"] is None) == (run["workers"] == 1), run
-    assert "### API workers" in result.stdout
+    assert "### API workers" in stdout
 
-    for moment in ("idle", "load"):
-        assert all(_positive(value) for value in figures["memory"][moment].values()), figures["memory"]
 
-    # Docker only, whatever --backend says: measured when an engine answers, else skipped with why.
+def _check_docker_sql_ready(figures: dict, stdout: str) -> None:
+    """Docker only, whatever --backend says: measured when an engine answers, else skipped with why."""
     sql_ready = figures["docker_sql_ready"]
     if "skipped" in sql_ready:
         assert sql_ready["skipped"] and "docker_sql_ready_ratio" not in {t["key"] for t in figures["targets"]}
@@ -87,18 +111,7 @@ def test_bench_quick_measures_every_section_and_updates_the_docs(project):
             assert _positive(sql_ready["phases"][way]["total_s"]), sql_ready
             assert _positive(sql_ready["phases"][way]["entrypoint_init_s"]), sql_ready
         assert "TESTCONTAINERS_RYUK_DISABLED=true" in sql_ready["note"]
-        assert "### Docker: create → SQL-ready" in result.stdout
-
-    verdicts = {target["key"]: target["verdict"] for target in figures["targets"]}
-    assert len(verdicts) == (12 if "skipped" in sql_ready else 13)
-    assert all(v.startswith(("met", "missed")) for v in verdicts.values())
-
-    docs = (project.root / "docs" / "benchmarks.md").read_text()
-    assert docs.count(BEGIN) == 1 and docs.count(END) == 1
-    block = docs[docs.index(BEGIN) : docs.index(END)]
-    assert "### Targets" in block and "| text | 4 |" in block and "`--quick`" in block
-    assert "### Search through the API" in result.stdout  # the same tables as a summary
-    assert not (project.root / ".ops").exists()  # the bench's stacks live in temporary state dirs
+        assert "### Docker: create → SQL-ready" in stdout
 
 
 def test_bench_flags_are_one_line_errors_before_anything_runs(project):

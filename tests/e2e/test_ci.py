@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ops import labels
-from ops.engine import try_connect
-from tests.helpers import in_branch_order
+from tests.support.output import in_branch_order
+from tests.support.stacks import leftovers
 
 pytestmark = pytest.mark.e2e
 
@@ -91,21 +90,6 @@ def write_suite(project, name: str, source: str) -> str:
 
 def steps_of(project) -> dict:
     return json.loads((project.root / "artifacts" / "steps.json").read_text())
-
-
-def leftovers(project, stack: str | None = None) -> list[str]:
-    """What a torn-down CI stack must not leave: its state folder, its containers and volumes."""
-    left = [str(path) for path in (project.root / ".ops").glob("ci-*")]
-    client, _ = try_connect(timeout=10)
-    if client is not None:
-        try:
-            ours = labels.selector(labels.PROJECT, project.root)
-            left += [c.name for c in client.containers.list(all=True, filters=ours)]
-            if stack:
-                left += [v.name for v in client.volumes.list(filters=labels.selector(labels.STACK, stack))]
-        finally:
-            client.close()
-    return left
 
 
 def test_a_passing_run_leaves_redacted_artifacts_and_no_stack(ci_project, tmp_path):

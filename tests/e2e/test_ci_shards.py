@@ -15,8 +15,9 @@ from collections import Counter
 import pytest
 
 from ops import junit
-from tests.e2e.test_ci import leftovers
-from tests.helpers import PROJECT_DIR, collected_ids, junit_id
+from tests.support.collect import collected_ids, junit_id
+from tests.support.paths import PROJECT_DIR
+from tests.support.stacks import leftovers
 
 pytestmark = pytest.mark.e2e
 

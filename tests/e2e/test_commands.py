@@ -9,7 +9,8 @@ import stat
 
 import pytest
 
-from tests.helpers import query, step_lines
+from tests.support.db import query
+from tests.support.output import step_lines
 
 pytestmark = pytest.mark.e2e
 

@@ -9,57 +9,23 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from ops.procs import pid_alive
-from tests.e2e.conftest import Project
-from tests.e2e.test_processes import DECLARED, WORKER
-from tests.faults.conftest import read_state
+from tests.support.dev import DEADLINE_S, served, start_dev, wait_for
+from tests.support.project import Project, read_state
+from tests.support.sources import DECLARED, WORKER
 
 pytestmark = pytest.mark.e2e
 
-DEADLINE_S = 60
 PROBE_ROUTE = """
 
 @app.get("/dev-probe", include_in_schema=False)
 def dev_probe() -> dict[str, str]:
     return {"served": "edit %d"}
 """
-
-
-def wait_for(
-    what: str, check: Callable[[], object], timeout: float = DEADLINE_S, seen: Callable[[], str] | None = None
-) -> object:
-    """`check()` once it is truthy; on timeout an AssertionError with `seen()` (the screen, the output)."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    shown = f"\n--- what was seen ---\n{seen()}" if seen is not None else ""
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r}){shown}")
-
-
-def get(url: str) -> httpx.Response | None:
-    try:
-        return httpx.get(url, timeout=2, trust_env=False)
-    except httpx.HTTPError:
-        return None
-
-
-def served(project: Project, path: str) -> dict[str, object] | None:
-    try:
-        url = read_state(project)["api"]["url"]
-    except (OSError, ValueError, KeyError):
-        return None
-    response = get(f"{url}{path}")
-    return response.json() if response is not None and response.status_code == 200 else None
 
 
 def _seen(project: Project, session: Tmux) -> str:
@@ -192,28 +158,13 @@ def test_restart_of_the_api_gives_a_new_pid_through_the_same_code(project):
     assert unknown.returncode == 2 and "unknown component 'nope'" in unknown.stderr
 
 
-def start_dev(project: Project, *flags: str) -> tuple[subprocess.Popen[bytes], Path]:
-    output = project.root.parent / f"dev-{time.monotonic_ns()}.out"
-    with open(output, "wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "dev", *flags],
-            cwd=project.root,
-            env=project.env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    project.background.append(process)
-    return process, output
-
-
 def worker_pid(project: Project) -> int | None:
     record = read_state(project).get("processes", {}).get("worker")
     return record["pid"] if record and record.get("pid") and pid_alive(record["pid"]) else None
 
 
 def test_dev_follows_the_stack_file_a_process_a_migration_and_a_killed_postgres(project):
-    from tests.e2e.test_plan import NEW_REVISION
+    from tests.support.sources import NEW_REVISION
 
     process, output = start_dev(project)
     wait_for("the API to answer", lambda: served(project, "/health"))

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from ops.procs import pid_alive
-from tests.helpers import in_branch_order
+from tests.support.output import in_branch_order
 
 pytestmark = pytest.mark.e2e
 

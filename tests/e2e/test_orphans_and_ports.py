@@ -14,9 +14,8 @@ import pytest
 
 from ops.procs import pid_alive
 from ops.scope import marked_processes
-from tests.e2e.conftest import Project
-from tests.faults.conftest import one_line_error, read_state
-from tests.helpers import step_lines
+from tests.support.output import one_line_error, step_lines
+from tests.support.project import Project, read_state
 
 pytestmark = pytest.mark.e2e
 

@@ -6,8 +6,9 @@ import httpx
 import pytest
 
 from ops.migrate import head_revision
-from tests.faults.conftest import read_state
-from tests.helpers import step_lines
+from tests.support.output import step_lines
+from tests.support.project import plan_of, read_state
+from tests.support.sources import NEW_REVISION
 
 pytestmark = pytest.mark.e2e
 
@@ -17,32 +18,6 @@ NEW_ROUTE = """
 def plan_probe() -> dict[str, str]:
     return {"served": "the edited code"}
 """
-
-NEW_REVISION = '''"""add a note table (a test's migration)"""
-
-import sqlalchemy as sa
-from alembic import op
-
-revision = "ffff0000aaaa"
-down_revision = "{head}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.create_table("plan_note", sa.Column("id", sa.Integer, primary_key=True))
-
-
-def downgrade() -> None:
-    op.drop_table("plan_note")
-'''
-
-
-def plan_of(project) -> dict[str, str]:
-    result = project.invoke("up", "--plan")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "::STEP::" not in result.stdout  # nothing was run
-    return dict(line.split(": ", 1) for line in result.stdout.splitlines())
 
 
 def test_an_edit_under_app_is_planned_then_served(project):

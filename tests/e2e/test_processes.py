@@ -8,33 +8,11 @@ import json
 import pytest
 
 from ops.procs import pid_alive
-from tests.e2e.test_plan import plan_of
-from tests.faults.conftest import read_state
-from tests.helpers import step_lines
+from tests.support.output import step_lines
+from tests.support.project import plan_of, read_state
+from tests.support.sources import DECLARED, WORKER
 
 pytestmark = pytest.mark.e2e
-
-WORKER = """\
-import os, sys, time
-import psycopg
-
-with psycopg.connect(os.environ["DATABASE_URL"], connect_timeout=5) as conn:
-    database = conn.execute("SELECT current_database()").fetchone()[0]
-print(f"connected to {database} ({VERSION})", flush=True)
-print("ready", flush=True)
-while True:
-    time.sleep(1)
-"""
-
-DECLARED = """
-[worker]
-kind = "process"
-command = ["python", "worker.py"]
-env = { DATABASE_URL = "{db.url}" }
-ready = { log = "^ready$", timeout = 20 }
-after = ["migrate"]
-restart = "on-failure"
-"""
 
 
 def test_a_declared_worker_is_started_shown_restarted_and_stopped(project):

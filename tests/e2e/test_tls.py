@@ -21,10 +21,13 @@ import pytest
 from ops.backends.base import Endpoint
 from ops.backends.embedded import EmbeddedBackend
 from ops.settings import build_settings
-from tests.e2e.conftest import Project
-from tests.faults.conftest import one_line_error, read_state
-from tests.helpers import PROJECT_DIR, step_lines
-from tests.tls import DebianPostgres, DirectTlsRelay, Pki, debian_postgres_bin, libpq_url, make_pki
+from tests.support.db import libpq_url
+from tests.support.debian_postgres import DebianPostgres, debian_postgres_bin
+from tests.support.output import one_line_error, step_lines
+from tests.support.paths import PROJECT_DIR
+from tests.support.project import Project, read_state
+from tests.support.tls_pki import Pki, make_pki
+from tests.support.tls_relay import DirectTlsRelay
 
 pytestmark = pytest.mark.e2e
 TLS_VERSIONS = {"TLSv1.2", "TLSv1.3"}

@@ -15,10 +15,9 @@ from ops.api_workers import serving
 from ops.noop import NOTHING_CHANGED
 from ops.procs import pid_alive
 from ops.warm_server import available, read_events
-from tests.e2e.conftest import Project
-from tests.e2e.test_dev import DEADLINE_S, start_dev, wait_for
-from tests.faults.conftest import read_state
-from tests.helpers import step_lines
+from tests.support.dev import DEADLINE_S, start_dev, wait_for
+from tests.support.output import step_lines
+from tests.support.project import Project, read_state
 
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not available(), reason="the warm server forks")]
 

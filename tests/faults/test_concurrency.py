@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from tests.faults.conftest import postmasters, process_line, report, spawn, step_lines
+from tests.support.invoke import spawn
+from tests.support.output import report, step_lines
+from tests.support.procs import postmasters, process_line
 
 pytestmark = pytest.mark.e2e
 

@@ -8,8 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import one_line_error, read_state, report, spawn, sql, step_lines, wait_for
-from tests.helpers import docker_names
+from tests.support.db import sql
+from tests.support.invoke import spawn
+from tests.support.output import one_line_error, report, step_lines
+from tests.support.procs import wait_for
+from tests.support.project import read_state
+from tests.support.stacks import docker_names
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 

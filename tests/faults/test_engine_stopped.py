@@ -18,16 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.conftest import (
-    kill_quietly,
-    one_line_error,
-    read_state,
-    report,
-    spawn,
-    step_lines,
-    wait_for,
-)
-from tests.helpers import docker_names
+from tests.support.invoke import spawn
+from tests.support.output import one_line_error, report, step_lines
+from tests.support.procs import kill_quietly, wait_for
+from tests.support.project import read_state
+from tests.support.stacks import docker_names
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 

@@ -8,16 +8,11 @@ import time
 
 import pytest
 
-from tests.faults.conftest import (
-    postmasters,
-    read_state,
-    report,
-    spawn,
-    sql,
-    step_lines,
-    uvicorn_pids,
-    wait_for,
-)
+from tests.support.db import sql
+from tests.support.invoke import spawn
+from tests.support.output import report, step_lines
+from tests.support.procs import postmasters, uvicorn_pids, wait_for
+from tests.support.project import read_state
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ import pytest
 from ops import stack
 from ops.backends.embedded import EmbeddedBackend
 from ops.state import load_state
-from tests.helpers import stack_settings
+from tests.support.stacks import stack_settings
 
 pytestmark = pytest.mark.e2e
 

@@ -9,16 +9,11 @@ import time
 import pytest
 
 from ops.migrate import head_revision
-from tests.faults.conftest import (
-    one_line_error,
-    postmaster_pid,
-    read_state,
-    report,
-    spawn,
-    sql,
-    step_lines,
-    wait_for,
-)
+from tests.support.db import sql
+from tests.support.invoke import spawn
+from tests.support.output import one_line_error, report, step_lines
+from tests.support.procs import postmaster_pid, wait_for
+from tests.support.project import read_state
 
 pytestmark = pytest.mark.e2e
 

@@ -9,15 +9,10 @@ import time
 import pytest
 
 from ops.migrate import head_revision
-from tests.faults.conftest import (
-    one_line_error,
-    read_state,
-    report,
-    spawn,
-    step_lines,
-    uvicorn_pids,
-    wait_for,
-)
+from tests.support.invoke import spawn
+from tests.support.output import one_line_error, report, step_lines
+from tests.support.procs import uvicorn_pids, wait_for
+from tests.support.project import read_state
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,10 @@ import httpx
 import pytest
 
 from ops.procs import free_port
-from tests.faults.conftest import dead_pid, postmasters, read_state, report, sql, step_lines, uvicorn_pids
+from tests.support.db import sql
+from tests.support.output import report, step_lines
+from tests.support.procs import dead_pid, postmasters, uvicorn_pids
+from tests.support.project import read_state
 
 pytestmark = pytest.mark.e2e
 

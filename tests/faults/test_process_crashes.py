@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-from tests.faults.conftest import one_line_error, read_state, report, step_lines, uvicorn_pids
+from tests.support.output import one_line_error, report, step_lines
+from tests.support.procs import uvicorn_pids
+from tests.support.project import read_state
 
 pytestmark = pytest.mark.e2e
 

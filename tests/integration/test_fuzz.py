@@ -24,7 +24,7 @@ from schemathesis.checks import (
 
 from app.ingest import ingest
 from app.main import app
-from tests.integration.test_search_api import reset_app_caches
+from tests.support.app import reset_app_caches
 
 MAX_EXAMPLES = int(os.environ.get("HOMER_FUZZ_EXAMPLES", "30"))  # per operation; raise it for a deeper run
 CHECKS = [

@@ -23,9 +23,10 @@ import psycopg
 import pytest
 
 from ops import initdb_cache
-from ops.backends.embedded import INITDB_ARGS, EmbeddedBackend, pg_bin_dir
+from ops.backends.embedded import INITDB_ARGS, pg_bin_dir
 from ops.platform import Account, allow_traverse, give_to, run_as, service_account
-from tests.helpers import PROJECT_DIR, stack_settings
+from tests.support.paths import PROJECT_DIR
+from tests.support.stacks import backend_run
 
 ARGS = INITDB_ARGS  # what EmbeddedBackend._initdb passes after `-D <data dir>`
 
@@ -35,19 +36,14 @@ WORKER = """
 import sys
 from pathlib import Path
 from ops import initdb_cache
-from ops.backends.embedded import pg_bin_dir
+from ops.backends.embedded import INITDB_ARGS as ARGS, pg_bin_dir
 from ops.platform import service_account
-from tests.integration.test_initdb_cache import ARGS, backend_run
+from tests.support.stacks import backend_run
 run, bin_dir, runner = backend_run(Path(sys.argv[2])), pg_bin_dir(), service_account()
 print("ready", flush=True)
 sys.stdin.readline()
 print(initdb_cache.initialise(Path(sys.argv[1]), bin_dir, runner, ARGS, run), flush=True)
 """
-
-
-def backend_run(state_dir: Path) -> initdb_cache.Run:
-    """The embedded backend's own way of running a binary as the runner."""
-    return EmbeddedBackend(stack_settings(state_dir))._run
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,9 @@ from ops.backends.embedded import EmbeddedBackend
 from ops.errors import MigrationError, UsageError
 from ops.migrate import head_revision, migrate
 from ops.waiting import WaitPolicy
-from tests.helpers import PROJECT_DIR, query, stack_settings
+from tests.support.db import query
+from tests.support.paths import PROJECT_DIR
+from tests.support.stacks import stack_settings
 
 OLD_CHAIN = ["8144e6c26432", "94f9767a55ea", "a1f23b4c5d6e", "3c0e8fb40e2c", "3a1c83d19243"]
 

@@ -15,7 +15,7 @@ from ops.platform import IS_POSIX, detached
 from ops.procs import cmdline, cwd, pid_alive, port_holder, process, terminate
 from ops.scope import mark_of, marked_processes, marks
 from ops.state import ProcessRecord, StackState
-from tests.helpers import stack_settings
+from tests.support.stacks import stack_settings
 
 # A parent that starts a child which inherits its environment, then both sleep.
 PARENT_AND_CHILD = (

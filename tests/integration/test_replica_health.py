@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from ops.migrate import migrate
-from tests.helpers import PROJECT_DIR
-from tests.integration.test_search_api import client_for
-from tests.replication import ReplicatedPostgres
+from tests.support.app import client_for
+from tests.support.paths import PROJECT_DIR
+from tests.support.replication import ReplicatedPostgres
 
 BOUND_S = 0.3
 

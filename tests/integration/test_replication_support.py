@@ -1,4 +1,4 @@
-"""The replication test support itself (tests/replication.py): a real primary and streaming standby.
+"""The replication test support itself (tests/support/replication.py): a real primary and streaming standby.
 
 One primary with two standbys serves the module; the failover test and the failed-start test make their own.
 
@@ -28,8 +28,9 @@ import pytest
 
 from ops.migrate import head_revision, migrate
 from ops.procs import free_port, pid_alive
-from tests.helpers import PROJECT_DIR
-from tests.replication import HOST, Node, ReplicatedPostgres, ReplicationError
+from tests.support.paths import PROJECT_DIR
+from tests.support.pg_node import HOST, Node, ReplicationError
+from tests.support.replication import ReplicatedPostgres
 
 READ_WRITE = "read-write"
 

@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, pool
 
 from app.folding import fold
 from app.vocabulary import word_counts
-from tests.integration.test_search_api import Search, refs
+from tests.support.app import Search, refs
 
 ILIAD_1_1 = "μῆνιν ἄειδε θεὰ Πηληϊάδεω Ἀχιλῆος"
 

@@ -28,8 +28,8 @@ from ops.engine import try_connect
 from ops.roles import reader_name
 from ops.settings import Settings
 from ops.state import load_state
-from tests.helpers import stack_settings
-from tests.integration.test_search_api import client_for
+from tests.support.app import client_for
+from tests.support.stacks import stack_settings
 
 LOOPBACK_V4 = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it (little-endian hex)
 TCP_LISTEN = "0A"

@@ -13,7 +13,9 @@ import pytest
 from ops import stack
 from ops.errors import PortInUse
 from ops.state import load_state
-from tests.helpers import in_branch_order, query, stack_settings
+from tests.support.db import query
+from tests.support.output import in_branch_order
+from tests.support.stacks import stack_settings
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The real-TLS test support itself (tests/tls.py), exercised with plain psycopg.
+"""The real-TLS test support itself (tests/support: tls_pki, tls_relay, debian_postgres), with plain psycopg.
 
 - `DirectTlsRelay` in front of the embedded PostgreSQL 18 (built without OpenSSL) speaks
   libpq's direct TLS (`sslnegotiation=direct`): verify-full works against the right CA and
@@ -42,14 +42,10 @@ from ops.backends import Endpoint
 from ops.backends.embedded import EmbeddedBackend
 from ops.procs import free_port
 from ops.tls import ssl_attribute
-from tests.tls import (
-    DebianPostgres,
-    DirectTlsRelay,
-    Pki,
-    debian_postgres_bin,
-    libpq_url,
-    make_pki,
-)
+from tests.support.db import libpq_url
+from tests.support.debian_postgres import DebianPostgres, debian_postgres_bin
+from tests.support.tls_pki import Pki, make_pki
+from tests.support.tls_relay import DirectTlsRelay
 
 DIRECT_TLS_LIBPQ = 170000
 SSL_REQUEST = b"\x00\x00\x00\x08\x04\xd2\x16\x2f"  # what a libpq with sslnegotiation=postgres sends first

@@ -10,7 +10,7 @@ from ops.artifacts import ArtifactWriter, redact_tree, versions_text
 from ops.ci import isolated_flags, options, stack_name
 from ops.errors import ArtifactsError, UsageError
 from ops.settings import build_settings
-from tests.helpers import PROJECT_DIR
+from tests.support.paths import PROJECT_DIR
 
 SECRET = "Zq8-live-stack-password_x1"
 LEAKY = (

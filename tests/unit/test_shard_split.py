@@ -16,7 +16,8 @@ import pytest
 from pytest_split.algorithms import Algorithms
 
 from ops.shards import ALGORITHM, DURATIONS_FILE, Shard, pytest_args
-from tests.helpers import PROJECT_DIR, collected_ids
+from tests.support.collect import collected_ids
+from tests.support.paths import PROJECT_DIR
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from ops.ci import CiOptions, isolated_flags, pytest_command, stack_name
 from ops.errors import UsageError
 from ops.settings import build_settings
 from ops.shards import DURATIONS_FILE, Shard, artifact_name, parse, pytest_args
-from tests.helpers import PROJECT_DIR
+from tests.support.paths import PROJECT_DIR
 
 
 @pytest.mark.parametrize(

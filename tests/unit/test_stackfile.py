@@ -8,7 +8,7 @@ import pytest
 
 from ops.errors import UsageError
 from ops.stackfile import SCHEMA_FILE, STACK_FILE, json_schema, load_stack_file, parse_stack
-from tests.helpers import PROJECT_DIR
+from tests.support.paths import PROJECT_DIR
 
 PATH = Path("stack.toml")
 DB = {"db": {"kind": "postgres"}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from tests.helpers import PROJECT_DIR
+from tests.support.paths import PROJECT_DIR
 
 WORKFLOW = (PROJECT_DIR / ".github" / "workflows" / "ci.yml").read_text()
 

@@ -34,7 +34,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -45,56 +45,22 @@ from psycopg import sql
 
 from ops import initdb_cache
 from ops.backends.embedded import EXTENSIONS, INITDB_ARGS, SUPERUSER, pg_bin_dir
-from ops.platform import Account, allow_traverse, give_to, run_as, service_account
-from ops.procs import free_port, read_from, tail, terminate
+from ops.platform import Account, allow_traverse, give_to, run_as, run_bounded, service_account
+from ops.procs import free_port, read_from, terminate
 from ops.roles import reader_name, upsert_login_role
-
-HOST = "127.0.0.1"
-REPLICATION_USER = "replicator"
-START_TIMEOUT_S = 30.0  # a postmaster's start, a base backup, streaming to begin, a promotion
-STOP_TIMEOUT_S = 10.0
-BIND_RETRIES = 5
-LOG_TAIL_LINES = 30
-POLL_S = 0.01
-SERVER_SETTINGS = {
-    "wal_level": "replica",
-    "max_wal_senders": "10",
-    "max_replication_slots": "10",
-    "hot_standby": "on",
-    "wal_keep_size": "64MB",
-    "fsync": "off",  # test data: a crash of the machine may lose it
-    "shared_buffers": "16MB",
-    "max_connections": "40",
-}
-PG_HBA = f"""\
-local all all trust
-host replication {REPLICATION_USER} {HOST}/32 scram-sha-256
-host all all {HOST}/32 scram-sha-256
-"""
-
-
-class ReplicationError(RuntimeError):
-    """A node did not start, stream, replay or promote in time (the message ends with its log's tail)."""
-
-
-@dataclass(frozen=True)
-class Node:
-    """One server: its name (`primary`, `standby1`, ...: where it started, not its role now)."""
-
-    name: str
-    host: str
-    port: int
-    data_dir: Path
-    log_path: Path
-
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's pid from postmaster.pid, or None once it is stopped."""
-        try:
-            first = (self.data_dir / "postmaster.pid").read_text().split("\n", 1)[0].strip()
-        except OSError:
-            return None
-        return int(first) if first.isdigit() else None
+from tests.support.pg_node import (
+    BIND_RETRIES,
+    HOST,
+    POLL_S,
+    REPLICATION_USER,
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    Node,
+    ReplicationError,
+    configure,
+    failure,
+    postmaster_ready,
+)
 
 
 class ReplicatedPostgres:
@@ -185,7 +151,7 @@ class ReplicatedPostgres:
             raise ValueError(f"{node.name} is not a standby")
         result = self._run([str(self._bin / "pg_ctl"), "promote", "-W", "-D", str(node.data_dir)])
         if result.returncode != 0:
-            raise ReplicationError(self._failure(node, f"pg_ctl promote failed: {result.stderr.strip()}"))
+            raise ReplicationError(failure(node, f"pg_ctl promote failed: {result.stderr.strip()}"))
         self._poll(node, "SELECT NOT pg_is_in_recovery()", (), START_TIMEOUT_S, "leave recovery")
         self.standbys.remove(node)
         self.primary = node
@@ -218,7 +184,7 @@ class ReplicatedPostgres:
                 primary.data_dir, self._bin, self._runner, INITDB_ARGS, self._run_timed
             )
         with self._step("primary"):
-            self._configure(primary)
+            configure(primary, self._runner)
             self.primary = self._start(primary)
             self._provision(self.primary)
         for number in range(1, self._standby_count + 1):
@@ -239,17 +205,6 @@ class ReplicatedPostgres:
         node.log_path.touch()
         give_to(self._runner, node.data_dir, node.log_path)
         return node
-
-    def _configure(self, primary: Node) -> None:
-        """Replication settings in postgresql.auto.conf and the access rules in pg_hba.conf."""
-        lines = [f"{name} = '{value}'" for name, value in SERVER_SETTINGS.items()]
-        self._write(primary.data_dir / "postgresql.auto.conf", "\n".join(lines) + "\n")
-        self._write(primary.data_dir / "pg_hba.conf", PG_HBA)
-
-    def _write(self, path: Path, text: str) -> None:
-        path.write_text(text)
-        path.chmod(0o600)
-        give_to(self._runner, path)
 
     def _provision(self, primary: Node) -> None:
         """The replication role; the app's role owning its database with the app's extensions; its reader."""
@@ -285,7 +240,7 @@ class ReplicatedPostgres:
         result = self._run_timed(argv, self._runner, START_TIMEOUT_S)
         if result.returncode != 0:
             raise ReplicationError(
-                self._failure(primary, f"pg_basebackup for {name} failed: {result.stderr.strip()}")
+                failure(primary, f"pg_basebackup for {name} failed: {result.stderr.strip()}")
             )
         return self._start(node)
 
@@ -296,16 +251,16 @@ class ReplicatedPostgres:
             offset = node.log_path.stat().st_size
             postmaster = self._launch(node)
             self._postmasters[node.name] = postmaster
-            if self._ready(node, postmaster):
+            if postmaster_ready(node, postmaster, START_TIMEOUT_S):
                 self.nodes.append(node)
                 return node
             logged = read_from(node.log_path, offset)
             if postmaster.poll() is None:
                 self._stop(node)
-                raise ReplicationError(self._failure(node, f"not ready within {START_TIMEOUT_S:.0f} s"))
+                raise ReplicationError(failure(node, f"not ready within {START_TIMEOUT_S:.0f} s"))
             if "could not bind" not in logged and "already in use" not in logged:
                 break
-        raise ReplicationError(self._failure(node, "the server did not start"))
+        raise ReplicationError(failure(node, "the server did not start"))
 
     def _launch(self, node: Node) -> subprocess.Popen[bytes]:
         argv = [str(self._bin / "postgres"), "-D", str(node.data_dir), "-p", str(node.port)]
@@ -321,17 +276,6 @@ class ReplicatedPostgres:
                 start_new_session=True,
                 **run_as(self._runner),
             )
-
-    def _ready(self, node: Node, postmaster: subprocess.Popen[bytes]) -> bool:
-        """True once postmaster.pid names `postmaster` and says "ready" (a hot standby: consistent)."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline and postmaster.poll() is None:
-            with contextlib.suppress(OSError):
-                lines = (node.data_dir / "postmaster.pid").read_text().splitlines()
-                if len(lines) > 7 and lines[0].strip() == str(postmaster.pid) and lines[7].strip() == "ready":
-                    return True
-            time.sleep(POLL_S)
-        return False
 
     def _wait_streaming(self) -> None:
         primary = self._require_primary()
@@ -362,7 +306,7 @@ class ReplicatedPostgres:
                         conn.close()
                     conn = None
                 if time.monotonic() >= deadline:
-                    raise ReplicationError(self._failure(node, f"did not {what} within {timeout:g} s{last}"))
+                    raise ReplicationError(failure(node, f"did not {what} within {timeout:g} s{last}"))
                 time.sleep(POLL_S)
         finally:
             if conn is not None:
@@ -422,16 +366,7 @@ class ReplicatedPostgres:
         self, argv: list[str], runner: Account | None, timeout: float
     ) -> subprocess.CompletedProcess[str]:
         """Run a binary as `runner` (initdb_cache's `Run`): output captured, bounded."""
-        return subprocess.run(
-            argv,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd="/",
-            env=self._env(),
-            check=False,
-            **run_as(runner),
-        )
+        return run_bounded(argv, runner, timeout, self._env())
 
     def _env(self) -> dict[str, str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "TZ": "UTC"}
@@ -454,8 +389,3 @@ class ReplicatedPostgres:
         if self.primary is None:
             raise ReplicationError("there is no primary (not started, or stopped)")
         return self.primary
-
-    def _failure(self, node: Node, what: str) -> str:
-        return f"{node.name} on {node.host}:{node.port}: {what}\n--- {node.log_path} ---\n" + tail(
-            node.log_path, LOG_TAIL_LINES
-        )
