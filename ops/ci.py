@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ops import ci_collect, report, shards, stack
+from ops import ci_collect, shards, stack, step_report
 from ops.artifacts import ArtifactWriter
 from ops.ci_checks import run_tests, smoke
 from ops.ci_outcome import Outcome
@@ -120,7 +120,7 @@ class _CiRun:
     torn_down: bool = False
 
     def __post_init__(self) -> None:
-        self.record = report.StepRecord(report.hooks_for(self.emit, self.env, self.secrets))
+        self.record = step_report.StepRecord(step_report.hooks_for(self.emit, self.env, self.secrets))
         self.ledger = Ledger(self.emit, hooks=self.record)
         self.writer = ArtifactWriter(self.opts.artifacts, self.secrets, self.opts.shard)
 
@@ -213,7 +213,7 @@ class _CiRun:
 
     def _teardown(self, step: Step) -> None:
         self._learn_secret()
-        done = stack.down(self.settings, volumes=True, emit=self.emit, hooks=report.NoHooks())
+        done = stack.down(self.settings, volumes=True, emit=self.emit, hooks=step_report.NoHooks())
         self.torn_down = True
         step.detail = "; ".join(done) or "nothing was running"
 
@@ -236,7 +236,7 @@ class _CiRun:
             except ArtifactsError as exc:
                 self.outcome.fail(exc)
         try:
-            report.append_step_summary(summary, self.env)
+            step_report.append_step_summary(summary, self.env)
         except OSError as exc:
             self.emit(f"warning: could not append to $GITHUB_STEP_SUMMARY ({exc.strerror})")
         if self.torn_down:

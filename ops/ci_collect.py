@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ops import report
+from ops import step_report
 from ops.artifacts import ArtifactWriter, versions_text
 from ops.ci_outcome import Outcome
 from ops.diagnosis import engine_version
@@ -44,7 +44,7 @@ def summary(
     """summary.md, also appended to the GitHub step summary."""
     verdict = f"**FAILED** at step `{failed.name}`" if failed else "**PASSED**"
     where = [f"shard: {shard}"] if shard else []
-    return report.summary_markdown(
+    return step_report.summary_markdown(
         f"invoke ci — stack {stack}",
         verdict,
         steps,

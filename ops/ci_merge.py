@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ops import junit, report, shards
+from ops import junit, shards, step_report
 from ops.artifacts import ArtifactWriter
 from ops.errors import ChecksFailed, UsageError
 from ops.shards import Shard
@@ -73,7 +73,7 @@ def run(folder: Path, out: Path, env: Mapping[str, str]) -> Merged:
     xml = ElementTree.tostring(merged.junit, encoding="unicode")
     writer.text("junit.xml", f'<?xml version="1.0" encoding="utf-8"?>\n{xml}\n')
     writer.text("summary.md", merged.summary)
-    report.append_step_summary(merged.summary, env)
+    step_report.append_step_summary(merged.summary, env)
     if merged.problems:
         raise ChecksFailed(f"the sharded run failed: {merged.verdict_line()}", f"see {out / 'summary.md'}")
     return merged
@@ -159,11 +159,11 @@ def summary_markdown(runs: list[ShardRun], merged: ElementTree.Element, problems
     failed = [(run, case) for run in runs if run.junit is not None for case in junit.failed_ids(run.junit)]
     if failed:
         lines += ["", f"Failed tests ({len(failed)}):", ""]
-        lines += [f"- `{report.cell(case)}` ({run.name})" for run, case in failed[:FAILED_SHOWN]]
+        lines += [f"- `{step_report.cell(case)}` ({run.name})" for run, case in failed[:FAILED_SHOWN]]
         lines += [f"- … and {len(failed) - FAILED_SHOWN} more"] if len(failed) > FAILED_SHOWN else []
     for run in runs:
         lines += ["", f"### {run.name} — `{run.stack}`", ""]
-        lines.append(report.summary_table(run.steps).rstrip())
+        lines.append(step_report.summary_table(run.steps).rstrip())
     return "\n".join(lines) + "\n"
 
 

@@ -61,7 +61,7 @@ def scoped_names(stack: str, project_dir: Path) -> tuple[str, str]:
 
 
 def bench_container_name(token: str) -> str:
-    """The bench's bare container (ops/bench/stack.py), which is no stack's."""
+    """The bench's bare container (ops/bench/up_timing.py), which is no stack's."""
     return f"{PREFIX}-bench-bare-{token}"
 
 

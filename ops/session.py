@@ -12,7 +12,6 @@ from typing import Any
 
 from ops.backends import Endpoint
 from ops.plan import Plan
-from ops.report import hooks_for
 from ops.settings import Settings
 from ops.state import (
     StackState,
@@ -23,6 +22,7 @@ from ops.state import (
     save_state,
     stack_lock,
 )
+from ops.step_report import hooks_for
 from ops.steps import Ledger, StepHooks
 from ops.waiting import WaitPolicy
 

@@ -265,7 +265,7 @@ def remove_all_labelled(dry_run: bool = False) -> list[str]:
     labelled, of any stack and checkout, each named with the checkout it belonged to.
     With `dry_run`, only what would be stopped and removed is listed."""
     from ops.backends.docker import remove_all
-    from ops.engine import try_connect
+    from ops.docker_engine import try_connect
 
     marked = orphans.every_stack()
     if dry_run:

@@ -29,7 +29,7 @@ import httpx
 import psutil
 
 from ops.bench.polling import until
-from ops.bench.stack import bare_uvicorn, clean_env, invoke
+from ops.bench.up_timing import bare_uvicorn, clean_env, invoke
 from ops.errors import ApiError
 from ops.procs import free_port, terminate
 from ops.signals import sigint_held

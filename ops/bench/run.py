@@ -26,8 +26,8 @@ from ops.bench.devloop import dev_figures
 from ops.bench.load import search_figures
 from ops.bench.scale import scale_figures
 from ops.bench.sqlready import sql_ready_figures, why_not
-from ops.bench.stack import stack_figures
 from ops.bench.targets import evaluate
+from ops.bench.up_timing import stack_figures
 from ops.bench.workers import CONCURRENCY, WORKER_COUNTS, worker_figures
 from ops.dbcheck import first_line
 from ops.errors import DatabaseError, OpsError, UsageError
@@ -62,7 +62,7 @@ def options(quick: bool, repeats: str | int | None) -> Options:
 
 def resolve_backend(choice: str) -> tuple[str, Any]:
     """(embedded|docker, Docker client or None); BackendUnavailable when docker has no engine."""
-    from ops.engine import connect, try_connect
+    from ops.docker_engine import connect, try_connect
 
     if choice == "external":
         raise UsageError(
@@ -154,7 +154,7 @@ def measure(
 def docker_sql_ready(project: Path, client: Any, repeats: int, say: Say) -> dict[str, Any]:
     """Docker only, whatever the backend of the other sections: the harness's create → SQL-ready
     against testcontainers' on the offline image (built if missing); {"skipped": why} otherwise."""
-    from ops.engine import try_connect
+    from ops.docker_engine import try_connect
     from ops.image import ensure_offline_image
 
     own = None

@@ -37,7 +37,7 @@ class DockerProbe:
     @property
     def client(self) -> Any:
         if not self._tried:
-            from ops.engine import try_connect
+            from ops.docker_engine import try_connect
 
             self._tried = True
             self._client, self.reason = try_connect(timeout=PROBE_TIMEOUT_S)
@@ -98,7 +98,7 @@ def backend_of(settings: Settings, state: StackState, docker: DockerProbe) -> tu
 
 
 def engine_findings(docker: DockerProbe, problems: list[str]) -> EngineFindings:
-    from ops.engine import engine_address
+    from ops.docker_engine import engine_address
 
     facts = EngineFindings(engine_address())
     if docker.client is None:

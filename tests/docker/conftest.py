@@ -9,7 +9,7 @@ import docker
 import pytest
 
 from ops import stack
-from ops.engine import try_connect
+from ops.docker_engine import try_connect
 from ops.errors import BackendUnavailable
 from ops.image import ensure_offline_image, locate_busybox, offline_present, offline_tag
 from ops.settings import Settings

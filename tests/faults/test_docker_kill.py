@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 @pytest.fixture
 def docker_project(project):
     """The project copy as a docker stack with a unique name and the local offline image."""
-    from ops.engine import try_connect
+    from ops.docker_engine import try_connect
     from ops.image import ensure_offline_image
 
     client, reason = try_connect(timeout=10)

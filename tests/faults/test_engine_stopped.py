@@ -90,7 +90,7 @@ class Relay:
 @pytest.fixture
 def engine_project(project, tmp_path) -> Iterator:
     """A docker stack whose DOCKER_HOST is a relay to the real engine."""
-    from ops.engine import try_connect
+    from ops.docker_engine import try_connect
     from ops.image import ensure_offline_image
 
     client, reason = try_connect(timeout=10)

@@ -24,7 +24,7 @@ from sqlalchemy.engine import make_url
 
 from ops import stack
 from ops.backends import Endpoint
-from ops.engine import try_connect
+from ops.docker_engine import try_connect
 from ops.roles import reader_name
 from ops.settings import Settings
 from ops.state import load_state

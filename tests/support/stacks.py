@@ -7,7 +7,7 @@ from typing import Any
 
 from ops import initdb_cache, labels
 from ops.backends.embedded import EmbeddedBackend
-from ops.engine import try_connect
+from ops.docker_engine import try_connect
 from ops.procs import free_port
 from ops.settings import Settings, build_settings
 from tests.support.paths import PROJECT_DIR

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ops.errors import ApiError
-from ops.report import (
+from ops.step_report import (
     GitHubAnnotations,
     NoHooks,
     StepRecord,
