@@ -24,7 +24,7 @@ from ops.waiting import NotReady, WaitPolicy, retry_call
 
 
 def log_path(settings: Settings) -> Path:
-    return settings.logs_dir / "api.log"
+    return settings.log_file("api")
 
 
 def recorded_url(settings: Settings, state: StackState) -> str:

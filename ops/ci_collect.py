@@ -11,11 +11,9 @@ from ops import step_report
 from ops.artifacts import ArtifactWriter, versions_text
 from ops.ci_outcome import Outcome
 from ops.diagnosis import engine_version
-from ops.settings import Settings
+from ops.settings import COMPONENTS, Settings
 from ops.shards import Shard
 from ops.steps import Step
-
-LOGS = ("api", "db", "migrate")
 
 
 def collect(
@@ -27,9 +25,9 @@ def collect(
     writer.text("versions.txt", versions_text(server, engine_version()))
     if junit_xml.exists():
         writer.copy("junit.xml", junit_xml, "no JUnit XML")  # junit-KofN.xml for a shard
-    declared = sorted(path.stem for path in settings.logs_dir.glob("*.log") if path.stem not in LOGS)
-    for name in (*LOGS, *declared):  # the stack's own logs, then any declared process's
-        writer.copy(f"logs/{name}.log", settings.logs_dir / f"{name}.log", f"no {name} log")
+    declared = sorted(path.stem for path in settings.logs_dir.glob("*.log") if path.stem not in COMPONENTS)
+    for name in (*COMPONENTS, *declared):  # the stack's own logs, then any declared process's
+        writer.copy(f"logs/{name}.log", settings.log_file(name), f"no {name} log")
     return f"{len(writer.written)} files in {writer.root}"
 
 

@@ -167,7 +167,7 @@ def db_steps(
                 "head",
                 run.policy(settings.migrate_timeout),
                 backend.assert_alive,
-                settings.logs_dir / "migrate.log",
+                settings.log_file("migrate"),
             )
             step.attempts = result.attempts
             applied = result.direction != "none"

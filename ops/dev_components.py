@@ -53,7 +53,7 @@ def liveness(
     found: list[Seen] = []
     if database_running is not None:
         db_name = stack.of_kind("postgres")[0][0]
-        found.append(Seen(db_name, database_running, settings.logs_dir / "db.log", "always", None))
+        found.append(Seen(db_name, database_running, settings.log_file("db"), "always", None))
     api_pid = state.api.pid
     if api_pid:
         code = children.exit_code(api_pid)  # before any liveness check: that reaps a dead child

@@ -20,9 +20,10 @@ from rich.table import Table
 from rich.text import Text
 
 from ops.logmux import LogLine, colour_of, prefix, prefix_width
+from ops.settings import COMPONENTS
 
 DEV = "dev"  # the prefix of the view's own event lines
-DEFAULT_WIDTH = prefix_width(("db", "api", "migrate", DEV))
+DEFAULT_WIDTH = prefix_width((*COMPONENTS, DEV))
 NOT_RUNNING = frozenset({"failed", "crashed", "stopped"})
 STATUS_STYLES = {
     "healthy": "green",

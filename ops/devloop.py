@@ -267,7 +267,7 @@ class DevLoop:
         for name in self._names():
             kind = self.stack.components[name].kind
             log = {"postgres": "db", "asgi": "api", "alembic": "migrate"}.get(kind, name)
-            path = self.settings.logs_dir / f"{log}.log"
+            path = self.settings.log_file(log)
             if kind in ("postgres", "asgi", "alembic", "process") and name not in self.follower.paths:
                 self.follower.add(name, path, from_start=later)
         for name in set(self.follower.components) - set(self._names()):

@@ -11,14 +11,8 @@ from ops.logmux import LogFollower, prefix, prefix_width
 from ops.logmux import follow as follow_lines
 from ops.procs import tail
 from ops.secrets import redact
-from ops.settings import Settings
+from ops.settings import COMPONENTS, Settings
 from ops.state import load_state_or_fresh
-
-COMPONENTS = ("db", "api", "migrate")
-
-
-def log_file(settings: Settings, component: str) -> Path:
-    return settings.logs_dir / f"{component}.log"
 
 
 def last_lines(path: Path, count: int, secrets: list[str]) -> str:
@@ -49,7 +43,7 @@ def chosen(settings: Settings, component: str | None, n: Any) -> tuple[dict[str,
     if n is not None and (not str(n).isdigit() or int(n) < 1):
         raise UsageError(f"-n must be a positive whole number, not {n!r}")
     shown = [component] if component else ["db", "api", *state.processes]
-    return {name: log_file(settings, name) for name in shown}, int(n or 50), state.secrets
+    return {name: settings.log_file(name) for name in shown}, int(n or 50), state.secrets
 
 
 def show_tails(

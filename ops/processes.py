@@ -28,7 +28,7 @@ from ops.waiting import NotReady, WaitPolicy, retry_call
 
 
 def log_path(settings: Settings, name: str) -> Path:
-    return settings.logs_dir / f"{name}.log"
+    return settings.log_file(name)
 
 
 def substitute(text: str, values: Mapping[str, str]) -> str:

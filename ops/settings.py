@@ -47,6 +47,9 @@ DEFAULTS: dict[str, Any] = {
 DEFAULT_API_PORT = 8000
 
 
+COMPONENTS = ("db", "api", "migrate")  # the stack's own components that keep a log
+
+
 class Settings(BaseModel):
     """Everything `ops/` needs to know, resolved once and never changed."""
 
@@ -96,6 +99,10 @@ class Settings(BaseModel):
     @property
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
+
+    def log_file(self, component: str) -> Path:
+        """Where `component` (one of COMPONENTS, or a declared process) writes its log."""
+        return self.logs_dir / f"{component}.log"
 
     @property
     def state_file(self) -> Path:

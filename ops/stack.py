@@ -299,7 +299,7 @@ def migrate_stack(settings: Settings, revision: str, emit: Emit = print) -> str:
                 revision,
                 run.policy(settings.migrate_timeout),
                 backend.assert_alive,  # a stopped server is exit 4 at once, not a 30 s wait
-                settings.logs_dir / "migrate.log",
+                settings.log_file("migrate"),
             )
             step.attempts = result.attempts
             step.detail = f"{result.before or 'base'} -> {result.after or 'base'}"

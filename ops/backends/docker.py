@@ -75,7 +75,7 @@ class DockerBackend(DatabaseBackend):
         container, volume = labels.scoped_names(settings.stack, settings.project_dir)
         self.container_name = self.record.container_name or container
         self.volume_name = self.record.volume or volume
-        self._log = settings.logs_dir / "db.log"
+        self._log = settings.log_file("db")
         self._emit = emit
         self._client: Any = client
         self._plan: ImagePlan | None = None

@@ -74,7 +74,7 @@ class EmbeddedBackend(DatabaseBackend):
         self._reserved_port: int | None = None
         self._moved = False
         self.data_dir = settings.state_dir / "pgdata"
-        self._log = settings.logs_dir / "db.log"
+        self._log = settings.log_file("db")
 
     # --- interface -------------------------------------------------------------------
 

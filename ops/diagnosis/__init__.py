@@ -32,7 +32,7 @@ from ops.diagnosis.probes import (
     step_summary,
 )
 from ops.diagnosis.render import render
-from ops.settings import Settings
+from ops.settings import COMPONENTS, Settings
 
 __all__ = ["diagnose", "engine_version", "render"]
 
@@ -84,7 +84,7 @@ def diagnose(settings: Settings) -> dict[str, Any]:
         "updated_at": state.updated_at,
         "steps": [step_summary(step) for step in state.steps],
         "failed_step": failed.as_dict() if failed else None,
-        "logs": {name: str(settings.logs_dir / f"{name}.log") for name in ("db", "api", "migrate")},
+        "logs": {name: str(settings.log_file(name)) for name in COMPONENTS},
         "elapsed_s": round(time.monotonic() - began, 3),
     }
     return redact_tree(report, state.secrets)

@@ -45,7 +45,7 @@ def db_findings(
         host=host,
         port=port,
         configured=f"{host}:{port}" if port else None,
-        log=str(settings.logs_dir / "db.log"),
+        log=str(settings.log_file("db")),
     )
     server = owner(settings, state, backend, docker)
     if server is not None:

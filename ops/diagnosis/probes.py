@@ -194,5 +194,5 @@ def failed_step(settings: Settings, state: StackState) -> FailedStep | None:
         return None
     name = step.name
     component = STEP_LOGS.get(name) or (name if name in state.processes else None)
-    log = settings.logs_dir / f"{component}.log" if component else None
+    log = settings.log_file(component) if component else None
     return FailedStep(name, step.detail, step.evidence, str(log) if log else None, tail(log, LOG_TAIL_LINES))
