@@ -8,9 +8,9 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.engine import make_url
 
 from app.config import get_settings
+from app.driver import with_driver
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -32,7 +32,7 @@ def get_read_engine() -> Engine:
 
 def _engine(database_url: str) -> Engine:
     settings = get_settings()
-    url = make_url(database_url).set(drivername="postgresql+psycopg")
+    url = with_driver(database_url)
     given = {key: str(value) for key, value in url.query.items()}
     timeout = f"-c statement_timeout={settings.statement_timeout_ms}"
     return create_engine(

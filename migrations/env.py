@@ -11,7 +11,8 @@ import os
 
 from alembic import context
 from sqlalchemy import create_engine, pool
-from sqlalchemy.engine import make_url
+
+from app.driver import with_driver
 
 config = context.config
 
@@ -20,8 +21,7 @@ def _url() -> str:
     raw = config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL")
     if not raw:
         raise SystemExit("no database URL: set DATABASE_URL (see `invoke up` / .ops/state.json)")
-    url = make_url(raw)
-    return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return with_driver(raw).render_as_string(hide_password=False)
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]

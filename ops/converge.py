@@ -8,6 +8,7 @@ import importlib
 import sys
 import threading
 
+from app.driver import DRIVER
 from ops import children, orphans, schema_head
 from ops.api_branch import ApiBranch
 from ops.backends import DatabaseBackend, Endpoint
@@ -25,7 +26,7 @@ PRELOAD_DELAY_MAX_S = 1.0
 def endpoint_values(endpoint: Endpoint, api_url: str | None) -> dict[str, str]:
     """What `{db.url}`, `{api.url}` and kin stand for in a declared process's command and env."""
     values = {
-        "db.url": endpoint.url().replace("postgresql+psycopg://", "postgresql://", 1),
+        "db.url": endpoint.url().replace(f"{DRIVER}://", "postgresql://", 1),
         "db.host": endpoint.host,
         "db.port": str(endpoint.port),
         "db.database": endpoint.database,

@@ -59,7 +59,9 @@ def normalise(value: str) -> str:
     if not (url.host or url.query.get("host")) or not url.database:
         raise UsageError("DATABASE_URL needs a host and a database name", EXAMPLE)
     check_params(params_of(url))
-    return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    from app.driver import with_driver  # SQLAlchemy only once a DSN is given: start-up stays light
+
+    return with_driver(url).render_as_string(hide_password=False)
 
 
 def params_of(url: URL) -> dict[str, str]:

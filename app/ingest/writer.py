@@ -18,9 +18,9 @@ import psycopg
 from pgvector import Vector
 from pgvector.psycopg import register_vector
 from sqlalchemy import Connection, Engine, create_engine, pool, text
-from sqlalchemy.engine import make_url
 
 from app.catalog import LANGUAGE_CODE, LANGUAGE_NAME, WORKS, WorkSpec
+from app.driver import with_driver
 from app.embedding import EMBEDDING_DIM, Embedder, default_embedder
 from app.folding import fold, tokenize
 from app.ingest.tei import DATA_DIR, IngestError, ParsedWork, Verse, parse_work
@@ -101,7 +101,7 @@ def _engine(url_or_engine: str | Engine) -> Iterator[Engine]:
     if isinstance(url_or_engine, Engine):
         yield url_or_engine
         return
-    url = make_url(url_or_engine).set(drivername="postgresql+psycopg")
+    url = with_driver(url_or_engine)
     named = {} if "application_name" in url.query else {"application_name": "homer-ingest"}
     engine = create_engine(url, poolclass=pool.NullPool, connect_args=named)
     try:

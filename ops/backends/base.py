@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from app.driver import DRIVER
 from ops.secrets import MASK
 from ops.state import DbRecord
 
@@ -98,7 +99,7 @@ class Endpoint:
         else:
             authority = f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
         query = f"?{urlencode(sorted(params.items()), safe=',')}" if params else ""
-        return f"postgresql+psycopg://{user}:{secret}@{authority}/{database}{query}"
+        return f"{DRIVER}://{user}:{secret}@{authority}/{database}{query}"
 
     def connect_kwargs(self, timeout: int = 2) -> dict[str, Any]:
         """Keyword arguments for psycopg.connect: every parameter, and the harness's bound on waiting
