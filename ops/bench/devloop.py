@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 import psutil
 
+from app.driver import DRIVER
 from ops.bench.polling import until
 from ops.bench.up_timing import bare_uvicorn, clean_env, invoke
 from ops.errors import ApiError
@@ -117,7 +118,7 @@ def _edit_to_served(main: Path, original: str, url: str, n: int) -> float:
 def _cold_start(copy: Path, env: dict[str, str], state_dir: Path) -> float:
     """Bare uvicorn on the dev stack's database, spawn to first 200 (the API's own cold start)."""
     db = _record(state_dir, "db")
-    url = f"postgresql+psycopg://{db['user']}:{db['password']}@{db['host']}:{db['port']}/{db['database']}"
+    url = f"{DRIVER}://{db['user']}:{db['password']}@{db['host']}:{db['port']}/{db['database']}"
     began = time.perf_counter()
     with bare_uvicorn(copy, {**env, "DATABASE_URL": url}):
         return time.perf_counter() - began

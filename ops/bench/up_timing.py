@@ -25,6 +25,7 @@ import httpx
 import psycopg
 from docker.errors import DockerException
 
+from app.driver import DRIVER
 from ops import labels
 from ops.backends.docker import SHM_SIZE
 from ops.backends.embedded import pg_bin_dir
@@ -230,7 +231,7 @@ def _bare_embedded() -> Iterator[str]:
             )
             if done.returncode:
                 raise DatabaseError(f"bare {argv[0]} failed", evidence=done.stderr + tail(work / "log"))
-        yield f"postgresql+psycopg://postgres:{password}@127.0.0.1:{port}/postgres"
+        yield f"{DRIVER}://postgres:{password}@127.0.0.1:{port}/postgres"
     finally:
         subprocess.run(
             [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
@@ -259,7 +260,7 @@ def _bare_container(client: Any, image: str | None) -> Iterator[str]:
     try:
         port = _published_port(container)
         _until(lambda: _select_one(port, password), "the bare container to answer SELECT 1", DatabaseError)
-        yield f"postgresql+psycopg://homer:{password}@127.0.0.1:{port}/homer"
+        yield f"{DRIVER}://homer:{password}@127.0.0.1:{port}/homer"
     finally:
         container.remove(force=True, v=True)
 
