@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ops.errors import ArtifactsError
-from ops.secrets import redact
+from ops.secrets import redact, redact_tree
 from ops.shards import Shard, artifact_name
 
 # Files and folders a CI run owns in the artifacts directory (removed before a new run).
@@ -91,17 +91,6 @@ class ArtifactWriter:
             path.write_text(content, encoding="utf-8")
         self.written.append(name)
         return path
-
-
-def redact_tree(value: Any, secrets: list[str]) -> Any:
-    """`value` (JSON-like) with every string in it redacted."""
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, dict):
-        return {key: redact_tree(item, secrets) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact_tree(item, secrets) for item in value]
-    return value
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ops.backends.base import Endpoint
-from ops.errors import DatabaseError
+from ops.errors import DatabaseError, first_line
 from ops.secrets import redact
 from ops.servers import failures
 from ops.waiting import STANDBY_ONLY_MESSAGES, WaitPolicy, retry_call
@@ -66,11 +66,6 @@ def _hint(reason: str) -> str:
     if any(marker in reason for marker in TLS_MARKERS):
         return "check sslrootcert and the server's certificate; a TLS failure is never retried or weakened"
     return "check the stack's credentials and that PostgreSQL runs (`invoke status`, `invoke logs -c db`)"
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def schema_revision(endpoint: Endpoint, timeout: int = 2) -> str | None:

@@ -104,3 +104,9 @@ EXIT_CODES: dict[int, str] = {
     ProcessFailed.exit_code: "a process declared in stack.toml failed to start or become ready",
     130: "interrupted (Ctrl-C)",
 }
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of what `exc` says, or its type's name when it says nothing (one-line errors)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

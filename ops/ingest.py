@@ -11,8 +11,7 @@ from collections.abc import Callable, Collection
 import psycopg
 
 from ops.backends.base import Endpoint
-from ops.dbcheck import first_line
-from ops.errors import DatabaseError, IngestError, UsageError
+from ops.errors import DatabaseError, IngestError, UsageError, first_line
 from ops.secrets import redact
 from ops.settings import Settings
 

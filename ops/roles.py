@@ -16,8 +16,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ops.backends.base import Endpoint
-from ops.dbcheck import first_line
-from ops.errors import DatabaseError
+from ops.errors import DatabaseError, first_line
 from ops.secrets import redact
 
 if TYPE_CHECKING:  # psycopg is imported where it is used: a cold `up` spawns uvicorn first

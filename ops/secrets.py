@@ -51,3 +51,14 @@ def redact(text: str, known: Iterable[str] = ()) -> str:
             text = text.replace(secret, MASK)
     text = _DSN_PASSWORD.sub(lambda m: m["head"] + MASK, text)
     return _ASSIGNED.sub(lambda m: m["head"] + MASK, text)
+
+
+def redact_tree(value: Any, secrets: list[str]) -> Any:
+    """`value` (JSON-like) with every string in it redacted."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {key: redact_tree(item, secrets) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_tree(item, secrets) for item in value]
+    return value

@@ -7,7 +7,8 @@ from typing import Any
 
 from ops import api, schema_head
 from ops.backends import Endpoint
-from ops.dbcheck import first_line, schema_revision
+from ops.dbcheck import schema_revision
+from ops.errors import first_line
 from ops.session import recorded_endpoint, warn
 from ops.settings import Settings
 from ops.state import ProcessRecord, StackState, load_state_or_fresh

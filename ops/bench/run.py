@@ -29,8 +29,7 @@ from ops.bench.sqlready import sql_ready_figures, why_not
 from ops.bench.targets import evaluate
 from ops.bench.up_timing import stack_figures
 from ops.bench.workers import CONCURRENCY, WORKER_COUNTS, worker_figures
-from ops.dbcheck import first_line
-from ops.errors import DatabaseError, OpsError, UsageError
+from ops.errors import DatabaseError, OpsError, UsageError, first_line
 from ops.procs import free_port
 from ops.roles import reader_name
 from ops.settings import Settings, build_settings

@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ops import orphans
-from ops.artifacts import redact_tree
 from ops.diagnosis.database import db_findings
 from ops.diagnosis.findings import ApiFindings, DbFindings
 from ops.diagnosis.probes import (
@@ -32,6 +31,7 @@ from ops.diagnosis.probes import (
     step_summary,
 )
 from ops.diagnosis.render import render
+from ops.secrets import redact_tree
 from ops.settings import COMPONENTS, Settings
 
 __all__ = ["diagnose", "engine_version", "render"]

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 from ops import api
 from ops.api_workers import described
-from ops.dbcheck import first_line
 from ops.diagnosis.findings import ApiFindings, EngineFindings, FailedStep, ProcessFindings
+from ops.errors import first_line
 from ops.procs import pid_alive, rss_mb, tail
 from ops.settings import Settings
 from ops.state import StackState, StateProblem, StepRecord, load_state

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from ops.artifacts import ArtifactWriter, redact_tree, versions_text
+from ops.artifacts import ArtifactWriter, versions_text
 from ops.ci import isolated_flags, options, stack_name
 from ops.errors import ArtifactsError, UsageError
+from ops.secrets import redact_tree
 from ops.settings import build_settings
 from tests.support.paths import PROJECT_DIR
 
