@@ -12,7 +12,6 @@ K-th group, and the stack and every artifact carry `KofN` in their names.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import signal
@@ -34,9 +33,8 @@ from ops.settings import Settings
 from ops.shards import Shard
 from ops.signals import signals_held, sigterm_as_interrupt
 from ops.state import StateProblem, load_state
-from ops.steps import FAIL, Ledger, Step
+from ops.steps import FAIL, Emit, Ledger, Step
 
-Emit = Callable[[str], None]
 STACK_NAME_MAX = 40
 
 
@@ -187,7 +185,7 @@ class _CiRun:
             self.stack_up = True
         except (Exception, KeyboardInterrupt) as exc:
             if not any(step.status == FAIL for step in self.record.steps[before:]):
-                self._record_failure("up", exc)  # failed outside any step (lock, backend choice)
+                self.ledger.record_failure("up", exc)  # failed outside any step (lock, backend choice)
             self.outcome.fail(exc)
         finally:
             self._learn_secret()
@@ -247,11 +245,6 @@ class _CiRun:
     def _failed_name(self) -> str:
         failed = self.record.failed
         return failed.name if failed else "an earlier step"
-
-    def _record_failure(self, name: str, exc: BaseException) -> None:
-        """A FAIL step for an error raised outside any step (re-raised inside one, then dropped)."""
-        with contextlib.suppress(BaseException), self.ledger.step(name):
-            raise exc
 
     def _learn_secret(self) -> None:
         try:

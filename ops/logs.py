@@ -13,6 +13,7 @@ from ops.procs import tail
 from ops.secrets import redact
 from ops.settings import COMPONENTS, Settings
 from ops.state import load_state_or_fresh
+from ops.steps import Emit
 
 
 def last_lines(path: Path, count: int, secrets: list[str]) -> str:
@@ -46,9 +47,7 @@ def chosen(settings: Settings, component: str | None, n: Any) -> tuple[dict[str,
     return {name: settings.log_file(name) for name in shown}, int(n or 50), state.secrets
 
 
-def show_tails(
-    paths: Mapping[str, Path], count: int, secrets: list[str], emit: Callable[[str], None] = print
-) -> None:
+def show_tails(paths: Mapping[str, Path], count: int, secrets: list[str], emit: Emit = print) -> None:
     """The last `count` lines of each log, under a `==> path <==` header when there are several."""
     for path in paths.values():
         if len(paths) > 1:

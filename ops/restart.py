@@ -14,7 +14,7 @@ from ops.errors import UsageError
 from ops.session import session
 from ops.settings import Settings
 from ops.stack import UpResult, declared_stack, stop_declared, stop_recorded_api, up
-from ops.steps import Step
+from ops.steps import Emit, Step
 
 STOPPABLE = ("postgres", "asgi", "process")
 
@@ -22,7 +22,7 @@ STOPPABLE = ("postgres", "asgi", "process")
 def restart(
     settings: Settings,
     component: str | None = None,
-    emit: Callable[[str], None] = print,
+    emit: Emit = print,
     seed: Callable[[Endpoint], str] | None = None,
 ) -> UpResult:
     stack = declared_stack(settings)

@@ -4,7 +4,7 @@ endpoint its state records."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,10 +23,8 @@ from ops.state import (
     stack_lock,
 )
 from ops.step_report import hooks_for
-from ops.steps import Ledger, StepHooks
+from ops.steps import Emit, Ledger, StepHooks
 from ops.waiting import WaitPolicy
-
-Emit = Callable[[str], None]
 
 
 def now() -> str:
@@ -71,9 +69,12 @@ def session(
     """
     with stack_lock(settings.state_dir):
         state = load_state_or_fresh(settings.state_file, warn)
-        ledger = Ledger(emit, hooks=hooks if hooks is not None else hooks_for(emit))
+
+        def save(steps: list[dict[str, Any]]) -> None:  # after every step, once `current` exists
+            current.save(steps)
+
+        ledger = Ledger(emit, on_change=save, hooks=hooks if hooks is not None else hooks_for(emit))
         current = Session(settings, state, ledger, command, emit)
-        current.ledger._on_change = current.save
         try:
             yield current
         except KeyboardInterrupt:

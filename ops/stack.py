@@ -18,7 +18,6 @@ from ops.dbcheck import schema_revision
 from ops.errors import DatabaseError
 from ops.plan import KEEP, Plan, api_fingerprint, describe, make_plan
 from ops.session import (
-    Emit,
     Session,
     load_state_or_fresh_readonly,
     now,
@@ -31,7 +30,7 @@ from ops.signals import sigterm_as_interrupt
 from ops.stackfile import STACK_FILE, StackFile, load_stack_file
 from ops.state import ProcessRecord, StackState
 from ops.status import status as status  # `invoke status`, beside up and down
-from ops.steps import StepHooks, critical_path, describe_path
+from ops.steps import Emit, StepHooks, critical_path, describe_path
 
 CHECKS = frozenset({"db-ready", "api-health"})  # steps that only look, always run
 

@@ -9,15 +9,14 @@ Actions (`GITHUB_ACTIONS=true`) each step's output is also folded into a
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ops.secrets import redact
-from ops.steps import FAIL, Step, StepHooks
+from ops.steps import FAIL, Emit, Step, StepHooks
 
-Emit = Callable[[str], None]
 DETAIL_WIDTH = 300
 
 

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 from ops.errors import OpsError
 
+Emit = Callable[[str], None]  # where a command's lines go: print, a test's list, a CI record
+
 OK, FAIL, SKIP = "OK", "FAIL", "SKIP"
 INTERRUPTED = "interrupted"
 
@@ -51,7 +53,7 @@ class Ledger:
 
     def __init__(
         self,
-        emit: Callable[[str], None] = print,
+        emit: Emit = print,
         on_change: Callable[[list[dict[str, Any]]], None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         hooks: StepHooks | None = None,
@@ -91,6 +93,20 @@ class Ledger:
                 self._emit(f"::STEP::{name}::{record.status}")
                 if self._on_change:
                     self._on_change(self.as_dicts())
+
+    def record_failure(self, name: str, exc: BaseException) -> Step:
+        """A FAIL step `name` for an error raised outside any step (e.g. taking the stack's lock)."""
+        record = Step(name, status=FAIL, detail=_failure_detail(exc), evidence=getattr(exc, "evidence", ""))
+        record.offset_s = round(self._clock() - self._began, 4)
+        with self._lock:
+            self.steps.append(record)
+            if self._hooks:
+                self._hooks.started(record)
+                self._hooks.ended(record)
+            self._emit(f"::STEP::{name}::{FAIL}")
+            if self._on_change:
+                self._on_change(self.as_dicts())
+        return record
 
     def record_interrupt(self) -> None:
         """Record a Ctrl-C that landed between steps (one inside a step already FAILs it)."""

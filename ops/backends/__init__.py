@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ops.backends.base import DatabaseBackend, Endpoint, Started
 from ops.settings import Settings
 from ops.state import StackState
+from ops.steps import Emit
 
 __all__ = ["DatabaseBackend", "Endpoint", "Started", "select_backend"]
 
 
-def select_backend(
-    settings: Settings, state: StackState, emit: Callable[[str], None] = print
-) -> tuple[DatabaseBackend, str]:
+def select_backend(settings: Settings, state: StackState, emit: Emit = print) -> tuple[DatabaseBackend, str]:
     """The backend for this stack, and why it was chosen.
 
     `auto` keeps the backend the stack already has. A new stack gets docker only when it can

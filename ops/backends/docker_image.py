@@ -6,7 +6,6 @@ A failed pull is remembered (`ops.pull_memory`), so an air-gapped machine tries 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +14,7 @@ from docker.errors import APIError, ImageNotFound
 from ops import pull_memory
 from ops.errors import BackendUnavailable
 from ops.settings import Settings
+from ops.steps import Emit
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class ImagePlan:
     note: str
 
 
-def plan_image(client: Any, settings: Settings, emit: Callable[[str], None]) -> ImagePlan:
+def plan_image(client: Any, settings: Settings, emit: Emit) -> ImagePlan:
     """The configured image if present or pullable; else the offline image, present or buildable.
     Nothing is built here; a pull that worked is kept."""
     image = settings.docker_image
@@ -41,9 +41,7 @@ def plan_image(client: Any, settings: Settings, emit: Callable[[str], None]) -> 
     return _offline_plan(client, settings, f"{image} cannot be pulled ({failed})")
 
 
-def ensure_image(
-    client: Any, plan: ImagePlan, settings: Settings, emit: Callable[[str], None]
-) -> tuple[str, str]:
+def ensure_image(client: Any, plan: ImagePlan, settings: Settings, emit: Emit) -> tuple[str, str]:
     """The image to run and a note on how it was had (built now, if so planned); BackendUnavailable
     when none can be."""
     if plan.tag is None:
@@ -62,7 +60,7 @@ def ensure_image(
     return plan.tag, "" if quiet else plan.note
 
 
-def _pull(client: Any, image: str, emit: Callable[[str], None]) -> str | None:
+def _pull(client: Any, image: str, emit: Emit) -> str | None:
     """Pull `image`; None when it worked, else why not (remembered)."""
     emit(f"pulling {image} ...")
     try:

@@ -57,6 +57,31 @@ def test_interrupt_is_recorded_as_failure():
     assert ledger.steps[0].status == FAIL and ledger.steps[0].detail == "interrupted"
 
 
+class Heard:
+    def __init__(self):
+        self.events = []
+
+    def started(self, step):
+        self.events.append(("started", step.name))
+
+    def ended(self, step):
+        self.events.append(("ended", step.name, step.status))
+
+
+def test_a_failure_outside_any_step_is_recorded_as_a_failed_step_without_raising():
+    lines, saved, heard = [], [], Heard()
+    ledger = Ledger(emit=lines.append, on_change=saved.append, clock=FakeClock(), hooks=heard)
+    with ledger.step("db"):
+        pass
+    step = ledger.record_failure("up", StackBusy("another invoke holds the stack", "wait for it"))
+    assert ledger.failed is step and step.name == "up" and step.status == FAIL
+    assert step.detail == "another invoke holds the stack — wait for it"
+    assert lines == ["::STEP::db::OK", "::STEP::up::FAIL"]
+    assert [(s["name"], s["status"]) for s in saved[-1]] == [("db", OK), ("up", FAIL)]
+    assert heard.events[-2:] == [("started", "up"), ("ended", "up", FAIL)]
+    assert step.offset_s > ledger.steps[0].offset_s
+
+
 def test_state_file_is_written_atomically_with_mode_0600(tmp_path):
     path = tmp_path / "state.json"
     save_state(path, StackState(db=DbRecord(port=5433)))
