@@ -39,7 +39,8 @@ def test_bench_quick_measures_every_section_and_updates_the_docs(project):
     _check_docker_sql_ready(figures, result.stdout)
 
     verdicts = {target["key"]: target["verdict"] for target in figures["targets"]}
-    assert len(verdicts) == (12 if "skipped" in sql_ready else 13)
+    assert len(verdicts) == (13 if "skipped" in sql_ready else 14)
+    assert {"text_growth", "text_growth_p99"} <= set(verdicts)
     assert all(v.startswith(("met", "missed")) for v in verdicts.values())
 
     docs = (project.root / "docs" / "benchmarks.md").read_text()
