@@ -16,7 +16,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ops import api
-from ops.backends.base import DatabaseBackend, Endpoint
+from ops.backends.base import DatabaseBackend
+from ops.endpoint import Endpoint
 from ops.errors import ApiError
 from ops.fingerprint import Fingerprint
 from ops.procs import tail

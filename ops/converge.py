@@ -11,8 +11,9 @@ import threading
 from app.driver import DRIVER
 from ops import children, orphans, schema_head
 from ops.api_branch import ApiBranch
-from ops.backends import DatabaseBackend, Endpoint
+from ops.backends import DatabaseBackend
 from ops.dbcheck import schema_revision, wait_ready
+from ops.endpoint import Endpoint
 from ops.plan import APPLY, KEEP, STOP, Action
 from ops.roles import ensure_reader
 from ops.session import Session, now

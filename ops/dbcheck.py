@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ops.backends.base import Endpoint
+from ops.endpoint import Endpoint
 from ops.errors import DatabaseError, first_line
 from ops.secrets import redact
 from ops.servers import failures

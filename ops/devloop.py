@@ -19,10 +19,11 @@ from collections.abc import Callable
 
 from ops import api
 from ops.api_workers import Workers
-from ops.backends import DatabaseBackend, Endpoint
+from ops.backends import DatabaseBackend
 from ops.dev_components import RESTARTING, Live, last_lines, liveness, log_tail, note_crash, rows
 from ops.dev_reload import WarmReloads
 from ops.dev_view import ComponentRow, View
+from ops.endpoint import Endpoint
 from ops.errors import OpsError
 from ops.logmux import LogFollower
 from ops.plan import api_fingerprint

@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection
 
 import psycopg
 
-from ops.backends.base import Endpoint
+from ops.endpoint import Endpoint
 from ops.errors import DatabaseError, IngestError, UsageError, first_line
 from ops.secrets import redact
 from ops.settings import Settings

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from ops import api
 from ops.api_workers import Workers, expected
-from ops.backends.base import DatabaseBackend, Endpoint
+from ops.backends.base import DatabaseBackend
+from ops.endpoint import Endpoint
 from ops.fingerprint import Fingerprint, take, what_changed
 from ops.settings import Settings
 from ops.stackfile import StackFile

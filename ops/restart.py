@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ops import api
-from ops.backends import Endpoint, select_backend
+from ops.backends import select_backend
+from ops.endpoint import Endpoint
 from ops.errors import UsageError
 from ops.session import session
 from ops.settings import Settings

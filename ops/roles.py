@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ops.backends.base import Endpoint
+from ops.endpoint import Endpoint
 from ops.errors import DatabaseError, first_line
 from ops.secrets import redact
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.replication import ROLE_SQL, ServerRole, address, role_of
-from ops.backends.base import Endpoint
+from ops.endpoint import Endpoint
 from ops.secrets import redact
 
 _ATTEMPT = re.compile(r"^- host: '(?P<host>[^']*)', port: '(?P<port>[^']*)', hostaddr: [^:]*: (?P<error>.*)$")

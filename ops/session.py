@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ops.backends import Endpoint
+from ops.endpoint import Endpoint
 from ops.plan import Plan
 from ops.settings import Settings
 from ops.state import (

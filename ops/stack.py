@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 from ops import api, children, orphans, schema_head
 from ops.api_branch import ApiBranch
-from ops.backends import DatabaseBackend, Endpoint, select_backend
+from ops.backends import DatabaseBackend, select_backend
 from ops.converge import db_steps, process_steps, sweep
 from ops.dbcheck import schema_revision
+from ops.endpoint import Endpoint
 from ops.errors import DatabaseError
 from ops.plan import KEEP, Plan, api_fingerprint, describe, make_plan
 from ops.session import (

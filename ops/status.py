@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ops import api, schema_head
-from ops.backends import Endpoint
 from ops.dbcheck import schema_revision
+from ops.endpoint import Endpoint
 from ops.errors import first_line
 from ops.session import recorded_endpoint, warn
 from ops.settings import Settings

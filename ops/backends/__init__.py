@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ops.backends.base import DatabaseBackend, Endpoint, Started
+from ops.backends.base import DatabaseBackend, Started
+from ops.endpoint import Endpoint
 from ops.settings import Settings
 from ops.state import StackState
 from ops.steps import Emit

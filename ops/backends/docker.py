@@ -21,9 +21,10 @@ from docker.models.containers import Container
 from requests.exceptions import RequestException
 
 from ops import labels
-from ops.backends.base import DatabaseBackend, Endpoint, ServerFacts, Started
+from ops.backends.base import DatabaseBackend, ServerFacts, Started
 from ops.backends.docker_image import ImagePlan, ensure_image, plan_image
 from ops.docker_engine import connect, engine_address, try_connect
+from ops.endpoint import Endpoint
 from ops.errors import BackendUnavailable, DatabaseError, OpsError
 from ops.secrets import new_password, redact, stack_passwords
 from ops.settings import Settings

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from ops import initdb_cache
-from ops.backends.base import DatabaseBackend, Endpoint, ServerFacts, Started
+from ops.backends.base import DatabaseBackend, ServerFacts, Started
+from ops.endpoint import Endpoint
 from ops.errors import BackendUnavailable, DatabaseError, PortInUse
 from ops.image.wheel import package_dir
 from ops.platform import (

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from ops.backends.base import DatabaseBackend, Endpoint, ServerFacts, Started
+from ops.backends.base import DatabaseBackend, ServerFacts, Started
 from ops.dsn import check_files
+from ops.endpoint import Endpoint
 from ops.errors import UsageError
 from ops.settings import Settings
 from ops.state import DbRecord

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, pool, text
 
 from app.ingest import search_indexes_paused
-from ops.backends.base import Endpoint
+from ops.endpoint import Endpoint
 from ops.ingest import load
 
 

@@ -22,8 +22,8 @@ from sqlalchemy import create_engine, event, pool, text
 from app.config import AppSettings
 from app.embedding import default_embedder
 from app.search import Mode, SearchQuery, prepared_statement
-from ops.backends.base import Endpoint
 from ops.bench.stats import latency_summary, percentile, ratio
+from ops.endpoint import Endpoint
 
 # (kind, query): every kind in each run of seven, so any prefix of the cycle mixes them.
 QUERIES: tuple[tuple[str, str], ...] = (

@@ -19,7 +19,6 @@ from sqlalchemy.exc import DBAPIError
 
 from ops import stack as ops_stack
 from ops.artifacts import ArtifactWriter
-from ops.backends.base import Endpoint
 from ops.bench import memory, report
 from ops.bench.data import index_build_figures, ingest_figures
 from ops.bench.devloop import dev_figures
@@ -29,6 +28,7 @@ from ops.bench.sqlready import sql_ready_figures, why_not
 from ops.bench.targets import evaluate
 from ops.bench.up_timing import stack_figures
 from ops.bench.workers import CONCURRENCY, WORKER_COUNTS, worker_figures
+from ops.endpoint import Endpoint
 from ops.errors import DatabaseError, OpsError, UsageError, first_line
 from ops.procs import free_port
 from ops.roles import reader_name

@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from app.ingest import search_indexes_paused
-from ops.backends.base import Endpoint
 from ops.bench.data import owner_engine
 from ops.bench.load import QUERIES, drive, http_call
 from ops.bench.stats import ratio
+from ops.endpoint import Endpoint
 
 COPY_SLUG = "bench-copy-{n}"
 

@@ -9,10 +9,11 @@ import psycopg
 
 from app.replication import LAG_DEGRADED_S as REPLICA_LAG_DEGRADED_S
 from app.replication import address
-from ops.backends.base import Endpoint, ServerFacts
+from ops.backends.base import ServerFacts
 from ops.dbcheck import REQUIRED_EXTENSIONS, schema_revision
 from ops.diagnosis.findings import DbFindings
 from ops.diagnosis.probes import PROBE_TIMEOUT_S, DockerProbe, guard
+from ops.endpoint import Endpoint
 from ops.errors import first_line
 from ops.secrets import redact
 from ops.settings import Settings

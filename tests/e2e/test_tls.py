@@ -18,8 +18,8 @@ import httpx
 import psycopg
 import pytest
 
-from ops.backends.base import Endpoint
 from ops.backends.embedded import EmbeddedBackend
+from ops.endpoint import Endpoint
 from ops.settings import build_settings
 from tests.support.db import libpq_url
 from tests.support.debian_postgres import DebianPostgres, debian_postgres_bin

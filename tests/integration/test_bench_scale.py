@@ -10,8 +10,8 @@ from sqlalchemy import Connection, create_engine, pool, text
 from app.embedding import default_embedder
 from app.ingest import ingest
 from app.search import SearchQuery, search
-from ops.backends.base import Endpoint
 from ops.bench.scale import COPY_SLUG, scale_to
+from ops.endpoint import Endpoint
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ from psycopg import errors as pg_errors
 from sqlalchemy.engine import make_url
 
 from ops import stack
-from ops.backends import Endpoint
 from ops.docker_engine import try_connect
+from ops.endpoint import Endpoint
 from ops.roles import reader_name
 from ops.settings import Settings
 from ops.state import load_state

@@ -38,8 +38,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from ops.backends import Endpoint
 from ops.backends.embedded import EmbeddedBackend
+from ops.endpoint import Endpoint
 from ops.procs import free_port
 from ops.tls import ssl_attribute
 from tests.support.db import libpq_url

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from ops.backends.base import Endpoint
 from ops.dsn import check_files, hosts_of, normalise, params_of
+from ops.endpoint import Endpoint
 from ops.errors import UsageError
 from ops.secrets import MASK, mask_dsn, redact, stack_passwords
 
