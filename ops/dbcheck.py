@@ -14,7 +14,7 @@ from ops.secrets import redact
 from ops.servers import failures
 from ops.waiting import STANDBY_ONLY_MESSAGES, WaitPolicy, retry_call
 
-REQUIRED_EXTENSIONS = ("vector", "pg_trgm")
+REQUIRED_EXTENSIONS = ("vector", "pg_trgm")  # what the app needs; the migrations create them
 TLS_MARKERS = ("SSL", "certificate", "no encryption")
 
 

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
+from ops.dbcheck import REQUIRED_EXTENSIONS
 from ops.errors import UsageError
 
 STACK_FILE = "stack.toml"
@@ -58,7 +59,7 @@ class Postgres(Component):
         default="pgvector/pgvector:pg18",
         description="the docker backend's image (a machine may override it: OPS_DOCKER_IMAGE)",
     )
-    extensions: tuple[str, ...] = ("vector", "pg_trgm")
+    extensions: tuple[str, ...] = REQUIRED_EXTENSIONS
     database: str = Field(default="homer", pattern=IDENTIFIER)
     role: str = Field(
         default="homer", pattern=IDENTIFIER, description="the owner role (the API reads as <role>_reader)"

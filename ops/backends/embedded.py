@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ops import initdb_cache
 from ops.backends.base import DatabaseBackend, ServerFacts, Started
+from ops.dbcheck import REQUIRED_EXTENSIONS
 from ops.endpoint import Endpoint
 from ops.errors import BackendUnavailable, DatabaseError, PortInUse
 from ops.image.wheel import package_dir
@@ -39,7 +40,6 @@ from ops.settings import Settings
 from ops.state import DbRecord
 
 SUPERUSER = "postgres"
-EXTENSIONS = ("vector", "pg_trgm")
 START_TIMEOUT_S = 30
 INITDB_ARGS = [
     "-U", SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256",
@@ -362,7 +362,7 @@ class EmbeddedBackend(DatabaseBackend):
                     )
                 )
         with psycopg.connect(conninfo, dbname=database, autocommit=True) as conn:
-            for extension in EXTENSIONS:
+            for extension in REQUIRED_EXTENSIONS:
                 conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension)))
 
 
