@@ -271,6 +271,15 @@ def test(c, path="tests", k=None, junit=None):
         raise Exit(code=result.exited)
 
 
+@task(help={"fix": "let ruff fix what it can and format the code first"})
+def lint(c, fix=False):
+    """ruff check, ruff format --check and mypy; exit 1 when any finds something."""
+    from ops.lint import lint as run_lint
+
+    if run_lint(PROJECT_DIR, fix=fix):
+        raise Exit(code=1)
+
+
 @task(
     help={
         "tests": "what pytest runs (default: tests); `none` skips the suite",
@@ -379,7 +388,7 @@ def schema(c):
     print(f"written: {SCHEMA_FILE}")
 
 
-ns = Collection(
-    up, dev, restart, down, status, diagnose, logs, migrate, ingest, ci, ci_merge, image, test, bench, schema
-)
+ns = Collection(up, dev, restart, down, status, diagnose, logs, migrate, ingest, ci, ci_merge, image)
+for later in (test, lint, bench, schema):
+    ns.add_task(later)
 ns.configure({"ops": {}})  # defaults live in ops.settings.DEFAULTS, below stack.toml and invoke.yaml

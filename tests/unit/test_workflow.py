@@ -34,12 +34,13 @@ def step_index(steps: list[str], pattern: str) -> int:
 JOBS = split_jobs(WORKFLOW)
 # a missing job fails the first test below
 LINUX, MERGE, MACOS = JOBS.get("ci", ""), JOBS.get("merge", ""), JOBS.get("macos", "")
+LINT = JOBS.get("lint", "")
 SHARD_RUN = r"^        run: invoke ci --shard \$\{\{ matrix\.shard \}\}/(\d+)$"
 DOWNLOAD = "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093"
 
 
-def test_the_workflow_has_linux_shards_a_merge_and_a_macos_job():
-    assert set(JOBS) == {"ci", "merge", "macos"}
+def test_the_workflow_has_linux_shards_a_merge_a_macos_and_a_lint_job():
+    assert set(JOBS) == {"ci", "merge", "macos", "lint"}
     assert re.search(r"^    runs-on: ubuntu-latest$", LINUX, re.M)
     assert re.search(r"^    runs-on: ubuntu-latest$", MERGE, re.M)
     assert re.search(r"^    runs-on: macos-latest$", MACOS, re.M)
@@ -58,6 +59,7 @@ def test_every_action_is_pinned_to_a_full_commit_sha_with_its_version():
         assert re.search(r"# v\d+\.\d+\.\d+", comment), f"{ref} has no version comment"
     linux, merge, macos = ({*re.findall(r"uses:\s*(\S+)", job)} for job in (LINUX, MERGE, MACOS))
     assert macos == linux  # the same actions at the same commits in every job
+    assert {*re.findall(r"uses:\s*(\S+)", LINT)} <= linux
     assert merge == {*linux, DOWNLOAD}
 
 
@@ -145,3 +147,9 @@ def test_a_quick_benchmark_runs_after_the_tests_of_one_shard_and_lands_in_its_ar
     assert step_index(steps, SHARD_RUN) < bench
     assert bench < step_index(steps, r"^          path: artifacts/$")
     assert "invoke bench" not in MACOS  # figures from one kind of runner only
+
+
+def test_the_lint_job_installs_the_dev_tools_and_runs_invoke_lint():
+    steps = split_steps(LINT)
+    install = step_index(steps, r"^        run: python -m pip install -e '\.\[dev\]'$")
+    assert install < step_index(steps, r"^        run: invoke lint$")
