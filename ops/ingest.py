@@ -62,13 +62,12 @@ def parse_books(value: str | None) -> range | None:
     """'3' or '1-3' as a range of books, None for all; UsageError if malformed."""
     if value is None:
         return None
-    first, _, last = value.partition("-")
-    if not first.isdigit() or not (last or first).isdigit():
-        raise UsageError(f"--books must look like 3 or 1-3, not {value!r}")
-    start, stop = int(first), int(last or first)
-    if start < 1 or stop < start:
-        raise UsageError(f"--books {value!r}: need 1 <= first <= last")
-    return range(start, stop + 1)
+    from app.ingest.tei import book_range
+
+    try:
+        return book_range(value)
+    except ValueError as exc:
+        raise UsageError(f"--{exc}") from None
 
 
 def into_stack(

@@ -12,20 +12,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from app.catalog import WORKS
-from app.ingest.tei import DATA_DIR, IngestError
+from app.ingest.tei import DATA_DIR, IngestError, book_range
 from app.ingest.writer import ingest
 
 
 def parse_books(value: str) -> range:
     """ "3" or "1-3" as a range of book numbers (argparse type)."""
-    first, _, last = value.partition("-")
     try:
-        start, stop = int(first), int(last or first)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"books must look like 3 or 1-3, not {value!r}") from None
-    if start < 1 or stop < start:
-        raise argparse.ArgumentTypeError(f"books {value!r}: need 1 <= first <= last")
-    return range(start, stop + 1)
+        return book_range(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -131,3 +131,14 @@ def _check_unique(path: Path, verses: Sequence[Verse]) -> None:
         if key in seen:
             raise IngestError(f"{path}: verse {verse.ref} appears twice")
         seen.add(key)
+
+
+def book_range(value: str) -> range:
+    """'3' or '1-3' as a range of book numbers; ValueError (its message for the user) if malformed."""
+    first, _, last = value.partition("-")
+    if not first.isdigit() or not (last or first).isdigit():
+        raise ValueError(f"books must look like 3 or 1-3, not {value!r}")
+    start, stop = int(first), int(last or first)
+    if start < 1 or stop < start:
+        raise ValueError(f"books {value!r}: need 1 <= first <= last")
+    return range(start, stop + 1)

@@ -44,7 +44,8 @@ import psycopg
 from psycopg import sql
 
 from ops import initdb_cache
-from ops.backends.embedded import EXTENSIONS, INITDB_ARGS, SUPERUSER, pg_bin_dir
+from ops.backends.embedded import INITDB_ARGS, SUPERUSER, pg_bin_dir
+from ops.dbcheck import REQUIRED_EXTENSIONS
 from ops.platform import Account, allow_traverse, give_to, run_as, run_bounded, service_account
 from ops.procs import free_port, read_from, terminate
 from ops.roles import reader_name, upsert_login_role
@@ -222,7 +223,7 @@ class ReplicatedPostgres:
                 )
             )
         with self.connect(primary, superuser=True) as conn:
-            for extension in EXTENSIONS:
+            for extension in REQUIRED_EXTENSIONS:
                 conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension)))
 
     def _clone(self, primary: Node, name: str) -> Node:
