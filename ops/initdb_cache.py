@@ -18,7 +18,7 @@ Every cluster copied from one template shares its system identifier (`pg_control
 "Database system identifier"). That is harmless for independent clusters; only tools that
 tell clusters apart by it care (pgBackRest-style backup catalogues), and the harness uses none
 of them between its clusters. Physical replication needs the same identifier anyway: the test
-support's primary is a copy and its standbys are base backups of it (`tests/replication.py`).
+support's primary is a copy and its standbys are base backups of it (`tests/support/replication.py`).
 
 The key does not cover initdb's environment: `run` must give initdb the same one each time
 (the backend's `_run` sets LC_ALL and TZ; TZ ends up in postgresql.conf). Options whose effect

@@ -88,12 +88,25 @@ def run_as(account: Account | None) -> dict[str, Any]:
 
 
 def run_bounded(
-    argv: list[str], runner: Account | None, timeout: float, env: dict[str, str]
+    argv: list[str],
+    runner: Account | None,
+    timeout: float,
+    env: dict[str, str],
+    cwd: Path | str = "/",
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `argv` as `runner` (see `run_as`) from `/` with exactly `env`: output captured as text,
-    TimeoutExpired after `timeout` s, the exit status left to the caller."""
+    """Run `argv` as `runner` (see `run_as`) from `cwd` with exactly `env` (and `stdin`): output
+    captured as text, TimeoutExpired after `timeout` s, the exit status left to the caller."""
     return subprocess.run(
-        argv, capture_output=True, text=True, timeout=timeout, cwd="/", env=env, check=False, **run_as(runner)
+        argv,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+        check=False,
+        **run_as(runner),
     )
 
 

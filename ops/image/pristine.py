@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from ops.image.wheel import Wheel
+from ops.platform import run_bounded
 
 if TYPE_CHECKING:
     from ops.platform import Account
@@ -117,19 +118,7 @@ def _run_as(
 ) -> None:
     """One step of making the cluster, as `account`; NoPristine when it cannot run or fails."""
     try:
-        done = subprocess.run(
-            argv,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            cwd=work,
-            env=env,
-            timeout=PRISTINE_TIMEOUT_S,
-            check=False,
-            user=account.uid if account else None,
-            group=account.gid if account else None,
-            extra_groups=[] if account else None,
-        )
+        done = run_bounded(argv, account, PRISTINE_TIMEOUT_S, env, cwd=work, stdin=stdin)
     except (OSError, subprocess.SubprocessError) as exc:
         raise NoPristine(f"cannot run {Path(argv[0]).name}: {exc}") from None
     if done.returncode != 0:
