@@ -15,17 +15,14 @@ pgvector and pg_trgm. It is packed into a `FROM scratch` image:
 `postgres/` beside them is that image's build context (its Dockerfile and entrypoint); `api/`
 holds the Dockerfile of docker-compose's API image.
 
-The names below are importable from `ops.image`. Those of `build` are loaded on first use, so that
-finding the wheel (the embedded backend) does not import the Docker SDK.
+The names below are importable from `ops.image`, each loaded on first use, so that finding the
+wheel (the embedded backend, on the way to a cold `up`) imports neither the Docker SDK nor the rest.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
-
-from ops.image.pristine import PRISTINE_DATABASE
-from ops.image.rootfs import locate_busybox
-from ops.image.wheel import Wheel, locate_wheel, package_dir, wheel_version
 
 if TYPE_CHECKING:
     from ops.image.build import (
@@ -35,10 +32,25 @@ if TYPE_CHECKING:
         offline_tag,
         why_not_buildable,
     )
+    from ops.image.pristine import PRISTINE_DATABASE
+    from ops.image.rootfs import locate_busybox
+    from ops.image.wheel import Wheel, locate_wheel, package_dir, wheel_version
 
-_FROM_BUILD = frozenset(
-    {"build_offline_image", "ensure_offline_image", "offline_present", "offline_tag", "why_not_buildable"}
-)
+_HOMES = {  # each name's module, imported on first use
+    **dict.fromkeys(
+        (
+            "build_offline_image",
+            "ensure_offline_image",
+            "offline_present",
+            "offline_tag",
+            "why_not_buildable",
+        ),
+        "build",
+    ),
+    "PRISTINE_DATABASE": "pristine",
+    "locate_busybox": "rootfs",
+    **dict.fromkeys(("Wheel", "locate_wheel", "package_dir", "wheel_version"), "wheel"),
+}
 
 __all__ = [
     "PRISTINE_DATABASE",
@@ -56,8 +68,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _FROM_BUILD:
-        from ops.image import build
-
-        return getattr(build, name)
+    if name in _HOMES:
+        return getattr(import_module(f"ops.image.{_HOMES[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
