@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -24,3 +25,14 @@ class AppSettings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> AppSettings:
     return AppSettings()  # type: ignore[call-arg]
+
+
+class ObservabilitySettings(BaseSettings):
+    """METRICS (on: /metrics and the request counters; off: neither, for the bench) and LOG_FORMAT
+    (json: one JSON object a line; text: the same content for a human). Apart from AppSettings so
+    that they are read before, and without, DATABASE_URL."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    metrics: bool = True
+    log_format: Literal["json", "text"] = "json"

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.config import get_settings
+from app import logs
+from app.config import ObservabilitySettings, get_settings
 from app.db import get_read_engine, schema_head
+from app.metrics import CONTENT_TYPE, Metrics
+from app.middleware import Instruments, Observe
+from app.observe import note_db_failure, with_request_id
 from app.replication import ROLE_SQL, role_of
 from app.routes import router
 
@@ -56,20 +65,54 @@ def _refusal(scope: Scope) -> tuple[int, str] | None:
     return None
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The log configured again (uvicorn may have configured its own since the import), and a fresh
+    registry of metrics unless METRICS=off."""
+    settings = ObservabilitySettings()
+    logs.configure(settings.log_format)
+    app.state.instruments.metrics = Metrics() if settings.metrics else None
+    yield
+
+
+logs.configure(ObservabilitySettings().log_format)  # before uvicorn's first lines: "Started server ..."
 app = FastAPI(
     title="Homer search",
     version="0.1.0",
     description="Accent-insensitive, typo-tolerant and vector search over Homer's Iliad and Odyssey.",
+    lifespan=lifespan,
 )
+app.state.instruments = Instruments()
 app.include_router(router)
 app.add_middleware(RequestSizeLimit)
+app.add_middleware(Observe, instruments=app.state.instruments)  # outermost: refusals get an id too
 
 
 @app.exception_handler(OperationalError)
 @app.exception_handler(PoolTimeout)
 async def database_unavailable(_request: Request, _exc: Exception) -> JSONResponse:
     """A database that is down or unreachable is a 503 with JSON, never a 500."""
-    return JSONResponse(status_code=503, content={"detail": "database unavailable"})
+    note_db_failure("unavailable")
+    return JSONResponse(status_code=503, content=with_request_id({"detail": "database unavailable"}))
+
+
+@app.exception_handler(StarletteHTTPException)
+async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's own handler, with the request id in a 5xx body (the routes' 503s and 504s)."""
+    if exc.status_code < 500:
+        return await http_exception_handler(request, exc)
+    body = with_request_id({"detail": exc.detail})
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+@app.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Prometheus text format (app/metrics.py); 404 when METRICS=off. Not in the OpenAPI document:
+    it is not JSON."""
+    instruments: Instruments = app.state.instruments
+    if instruments.metrics is None:
+        raise HTTPException(404, "metrics are off (METRICS=off)")
+    return Response(instruments.metrics.scrape(), media_type=CONTENT_TYPE)
 
 
 @app.get("/health", tags=["ops"], responses={503: {"description": "database down or migrations pending"}})
@@ -98,6 +141,6 @@ def health() -> JSONResponse:
 
 
 def _unhealthy(reason: str, head: str | None, current: str | None) -> JSONResponse:
-    return JSONResponse(
-        status_code=503, content={"status": "unavailable", "reason": reason, "schema": current, "head": head}
-    )
+    note_db_failure("unavailable")
+    body = {"status": "unavailable", "reason": reason, "schema": current, "head": head}
+    return JSONResponse(status_code=503, content=with_request_id(body))

@@ -20,6 +20,7 @@ from app.catalog import WORKS, WorkSlug
 from app.db import get_read_engine
 from app.embedding import Embedder, default_embedder
 from app.highlight import mark
+from app.observe import note_db_failure, note_search
 from app.schemas import Book, Passage, SearchHit, SearchResponse, Verse, Work
 from app.vocabulary import word_counts
 
@@ -40,11 +41,17 @@ router = APIRouter()
 DB_ERRORS: dict[int | str, dict[str, Any]] = {
     503: {
         "description": "database unavailable or its schema not migrated",
-        "content": {"application/json": {"example": {"detail": "database unavailable"}}},
+        "content": {
+            "application/json": {"example": {"detail": "database unavailable", "request_id": "4f3c..."}}
+        },
     },
     504: {
         "description": "the query ran past the statement timeout",
-        "content": {"application/json": {"example": {"detail": "the query took too long and was cancelled"}}},
+        "content": {
+            "application/json": {
+                "example": {"detail": "the query took too long and was cancelled", "request_id": "4f3c..."}
+            }
+        },
     },
 }
 
@@ -56,16 +63,19 @@ def get_embedder() -> Embedder:
 
 @contextmanager
 def connection() -> Iterator[Connection]:
-    """A pooled connection whose database errors become 503/504 JSON, never 500."""
+    """A pooled connection whose database errors become 503/504 JSON (with the request id), never 500."""
     try:
         with get_read_engine().connect() as conn:
             yield conn
     except DBAPIError as exc:
         if isinstance(exc.orig, pg_errors.QueryCanceled):
+            note_db_failure("timeout")
             raise HTTPException(504, "the query took too long and was cancelled") from exc
         if isinstance(exc.orig, _SCHEMA_MISSING):
+            note_db_failure("unavailable")
             raise HTTPException(503, "database schema not ready (migrations pending?)") from exc
         if isinstance(exc, OperationalError) or exc.connection_invalidated:
+            note_db_failure("unavailable")
             raise HTTPException(503, "database unavailable") from exc
         raise
 
@@ -153,6 +163,7 @@ def search(
         query = queries.SearchQuery(reading.searched, mode, work.value if work else None, book, limit, offset)
         hits = queries.search(conn, query, get_embedder())
     words = query.folded.split()
+    note_search(mode.value, reading.read_as, len(hits))
     return SearchResponse(
         query=q,
         read_as=reading.read_as,
