@@ -43,7 +43,7 @@ def test_search_under_load_gives_only_503_while_postgres_restarts_then_recovers(
                         statuses[response.status_code] += 1
                         timeline.append((time.monotonic() - began, response.status_code))
                     if response.status_code == 503:
-                        assert response.json() == {"detail": "database unavailable"}
+                        assert response.json()["detail"] == "database unavailable"
                     n += CLIENTS
 
         threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]

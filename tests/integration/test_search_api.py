@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from ops.procs import free_port
 from tests.support.app import Search, client_for, refs
+from tests.support.observe import table_locked
 
 ILIAD_1_1 = "urn:cts:greekLit:tlg0012.tlg001.perseus-grc2:1.1"
 
@@ -231,30 +230,24 @@ def test_openapi_documents_the_endpoints_with_examples(client: TestClient) -> No
 # --- database trouble --------------------------------------------------------------------------
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.parametrize(
     "path", ["/search?q=μηνιν", "/search?q=μηνιν&mode=hybrid", "/passages/iliad/1.1", "/works"]
 )
 def test_database_down_is_503_json(path: str) -> None:
-    with client_for(f"postgresql+psycopg://homer:x@127.0.0.1:{closed_port()}/homer") as client:
+    with client_for(
+        f"postgresql+psycopg://homer:x@127.0.0.1:{free_port()}  # nothing listens/homer"
+    ) as client:
         response = client.get(path)
     assert response.status_code == 503
-    assert response.json() == {"detail": "database unavailable"}
+    assert response.json() == {
+        "detail": "database unavailable",
+        "request_id": response.headers["X-Request-ID"],
+    }
 
 
 def test_statement_timeout_is_504_json(db_url: str, client: TestClient) -> None:
-    locker = psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://"))
-    try:
-        locker.execute("LOCK TABLE text_segment IN ACCESS EXCLUSIVE MODE")  # held until rollback
-        with client_for(db_url, STATEMENT_TIMEOUT_MS="300") as slow:
-            responses = [slow.get(path) for path in ("/search?q=μηνιν", "/passages/iliad/1.1", "/works")]
-    finally:
-        locker.rollback()
-        locker.close()
+    with table_locked(db_url, "text_segment"), client_for(db_url, STATEMENT_TIMEOUT_MS="300") as slow:
+        responses = [slow.get(path) for path in ("/search?q=μηνιν", "/passages/iliad/1.1", "/works")]
     assert [r.status_code for r in responses] == [504, 504, 504]
-    assert responses[0].json() == {"detail": "the query took too long and was cancelled"}
+    assert responses[0].json()["detail"] == "the query took too long and was cancelled"
+    assert responses[0].json()["request_id"] == responses[0].headers["X-Request-ID"]
