@@ -234,9 +234,7 @@ def test_openapi_documents_the_endpoints_with_examples(client: TestClient) -> No
     "path", ["/search?q=μηνιν", "/search?q=μηνιν&mode=hybrid", "/passages/iliad/1.1", "/works"]
 )
 def test_database_down_is_503_json(path: str) -> None:
-    with client_for(
-        f"postgresql+psycopg://homer:x@127.0.0.1:{free_port()}  # nothing listens/homer"
-    ) as client:
+    with client_for(f"postgresql+psycopg://homer:x@127.0.0.1:{free_port()}/homer") as client:  # no listener
         response = client.get(path)
     assert response.status_code == 503
     assert response.json() == {
