@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from contextvars import ContextVar
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 

@@ -40,6 +40,8 @@ def render(figures: dict[str, Any], plot: str | None = None) -> str:
         parts.append(_search(figures["search"]))
     if "workers" in figures:
         parts.append(_workers(figures["workers"]))
+    if "metrics_cost" in figures:
+        parts.append(_metrics_cost(figures["metrics_cost"]))
     if "ingest" in figures:
         parts.append(_ingest(figures["ingest"], figures.get("index_build", {})))
     if "scale" in figures:
@@ -182,6 +184,20 @@ def _workers(section: dict[str, Any]) -> str:
         + table(header, rows)
         + "\n\nOne worker is plain uvicorn; more are the warm server's forked workers on one port, whose "
         + "RSS counts the pages they share with the supervisor in full (PSS splits them)."
+    )
+
+
+def _metrics_cost(section: dict[str, Any]) -> str:
+    rows = [
+        (setting, run["requests"], run["errors"], run["throughput_rps"])
+        for setting, run in (("on", section["on"]), ("off", section["off"]))
+    ]
+    return (
+        f"### Metrics cost ({section['mode']} search, concurrency {section['concurrency']}, "
+        f"{section['rounds']} alternating rounds)\n\n"
+        + table(["METRICS", "requests", "errors", "req/s"], rows)
+        + f"\n\nThroughput with metrics / without: {section['ratio']}. Two plain uvicorns on the same "
+        + "database, both writing their JSON request lines; only /metrics and its counters differ."
     )
 
 

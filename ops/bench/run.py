@@ -23,6 +23,7 @@ from ops.bench import memory, report
 from ops.bench.data import index_build_figures, ingest_figures
 from ops.bench.devloop import dev_figures
 from ops.bench.load import search_figures
+from ops.bench.metrics_cost import metrics_cost_figures
 from ops.bench.scale import scale_figures
 from ops.bench.sqlready import sql_ready_figures, why_not
 from ops.bench.targets import evaluate
@@ -46,6 +47,7 @@ class Options:
     requests: int  # per search cell (mode x concurrency), and for raw SQL
     scale_requests: int  # per mode and data size
     worker_requests: int  # per count of API workers, at concurrency 16
+    metrics_requests: int  # per METRICS setting (on, off), at concurrency 16
     deadline_s: float  # per cell
     factors: tuple[int, ...]
 
@@ -55,8 +57,8 @@ def options(quick: bool, repeats: str | int | None) -> Options:
     if repeats is not None and (not str(repeats).isdigit() or int(repeats) < 1):
         raise UsageError(f"--repeats must be a positive whole number, not {repeats!r}")
     if quick:
-        return Options(True, int(repeats or 1), 30, 30, 160, 4.0, (1, 4))
-    return Options(False, int(repeats or 3), 300, 150, 960, 30.0, (1, 4, 16))
+        return Options(True, int(repeats or 1), 30, 30, 160, 320, 4.0, (1, 4))
+    return Options(False, int(repeats or 3), 300, 150, 960, 1920, 30.0, (1, 4, 16))
 
 
 def resolve_backend(choice: str) -> tuple[str, Any]:
@@ -142,6 +144,10 @@ def measure(
         counts = "/".join(map(str, WORKER_COUNTS))
         say(f"workers: {counts} API workers, {opts.worker_requests} searches at concurrency {CONCURRENCY}")
         figures["workers"] = worker_figures(live.settings, _up_quietly, opts.worker_requests, opts.deadline_s)
+        say(f"metrics: {opts.metrics_requests} searches at concurrency 16 with METRICS on, and off")
+        figures["metrics_cost"] = metrics_cost_figures(
+            project, live.reader, opts.metrics_requests, opts.deadline_s
+        )
         say(f"scale: {', '.join(f'{f}x' for f in opts.factors)} the Iliad")
         figures["scale"] = scale_figures(
             live.owner, live.api_url, opts.factors, opts.scale_requests, opts.deadline_s

@@ -97,6 +97,7 @@ def evaluate(figures: dict[str, Any]) -> list[Target]:
         *_scale_targets(figures.get("scale", {})),
         *_sql_ready_targets(figures.get("docker_sql_ready", {})),
         _memory_target(figures.get("memory", {}).get("load", {})),
+        *_metrics_targets(figures.get("metrics_cost", {})),
     ]
 
 
@@ -229,6 +230,25 @@ def _memory_target(load: dict[str, Any]) -> Target:
         "one uvicorn worker: FastAPI, pydantic, SQLAlchemy and psycopg loaded, a pool of "
         "up to 12 connections",
     )
+
+
+def _metrics_targets(section: dict[str, Any]) -> list[Target]:
+    """Issue 17's: the instrumentation (metrics, request ids' counters) costs at most 5% of throughput."""
+    if not section:
+        return []
+    on, off = section.get("on", {}).get("throughput_rps"), section.get("off", {}).get("throughput_rps")
+    return [
+        Target(
+            "metrics_cost",
+            "search throughput with metrics / without (METRICS=off)",
+            0.95,
+            "x",
+            section.get("ratio"),
+            f"{on} against {off} req/s at concurrency {section.get('concurrency')}, in alternating "
+            "rounds on one machine: a few percent either way is noise",
+            at_least=True,
+        )
+    ]
 
 
 def _search_targets(figures: dict[str, Any]) -> list[Target]:

@@ -285,8 +285,8 @@ def _select_one(port: int, password: str) -> bool:
 
 
 @contextmanager
-def bare_uvicorn(project: Path, env: dict[str, str]) -> Iterator[None]:
-    """uvicorn on a free loopback port until GET /health is 200; stopped on exit."""
+def bare_uvicorn(project: Path, env: dict[str, str]) -> Iterator[str]:
+    """uvicorn on a free loopback port until GET /health is 200 (its URL); stopped on exit."""
     port = free_port()
     api = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)],
@@ -310,7 +310,7 @@ def bare_uvicorn(project: Path, env: dict[str, str]) -> Iterator[None]:
                 return False
 
         _until(healthy, "bare uvicorn's /health to answer 200", ApiError)
-        yield
+        yield f"http://127.0.0.1:{port}"
     finally:
         terminate(api.pid)
         api.wait()

@@ -33,13 +33,14 @@ def test_bench_quick_measures_every_section_and_updates_the_docs(project):
     _check_scale(figures["scale"])
     _check_dev(figures["dev"], result.stdout)
     _check_workers(figures["workers"], result.stdout)
+    _check_metrics_cost(figures["metrics_cost"], result.stdout)
     for moment in ("idle", "load"):
         assert all(_positive(value) for value in figures["memory"][moment].values()), figures["memory"]
     sql_ready = figures["docker_sql_ready"]
     _check_docker_sql_ready(figures, result.stdout)
 
     verdicts = {target["key"]: target["verdict"] for target in figures["targets"]}
-    assert len(verdicts) == (13 if "skipped" in sql_ready else 14)
+    assert len(verdicts) == (14 if "skipped" in sql_ready else 15)
     assert {"text_growth", "text_growth_p99"} <= set(verdicts)
     assert all(v.startswith(("met", "missed")) for v in verdicts.values())
 
@@ -99,6 +100,13 @@ def _check_workers(workers: dict, stdout: str) -> None:
         )
         assert (run["supervisor_rss_mb"] is None) == (run["workers"] == 1), run
     assert "### API workers" in stdout
+
+
+def _check_metrics_cost(section: dict, stdout: str) -> None:
+    for setting in ("on", "off"):
+        run = section[setting]
+        assert run["errors"] == 0 and _positive(run["requests"]) and _positive(run["throughput_rps"]), run
+    assert _positive(section["ratio"]) and "### Metrics cost" in stdout
 
 
 def _check_docker_sql_ready(figures: dict, stdout: str) -> None:
