@@ -83,7 +83,8 @@ def configure(log_format: str, stream: IO[str] | None = None) -> None:
             "loggers": {
                 "homer": {"handlers": ["api"], "level": "INFO", "propagate": False},
                 "uvicorn": {"handlers": ["api"], "level": "INFO", "propagate": False},
-                "uvicorn.error": {"handlers": [], "level": "INFO", "propagate": True},
+                # uvicorn.error propagates to uvicorn, and keeps any handler of its own (the warm
+                # server's child watches it for a failed start-up)
                 "uvicorn.access": quiet,
             },
         }

@@ -66,7 +66,11 @@ def _run(app: str, project: Project, sock: socket.socket, status_fd: int) -> int
         report(status_fd, failure(exc))
         return EXIT_CHILD_FAILED
     config = uvicorn.Config(
-        target, lifespan="auto", log_level="info", timeout_graceful_shutdown=TIMEOUT_GRACEFUL
+        target,
+        lifespan="auto",
+        log_level="info",
+        timeout_graceful_shutdown=TIMEOUT_GRACEFUL,
+        **_kept_logging(),
     )
     server = _ReadyServer(config, status_fd)
     logged = _LastError()
@@ -83,6 +87,12 @@ def _run(app: str, project: Project, sock: socket.socket, status_fd: int) -> int
             report(status_fd, failure(exc))
         return EXIT_CHILD_FAILED
     return 0
+
+
+def _kept_logging() -> dict[str, None]:
+    """log_config=None (uvicorn's loggers left as they are) when they have handlers: the app's own
+    configuration (app/logs.py, applied when it was imported) or the preload's uvicorn defaults."""
+    return {"log_config": None} if logging.getLogger("uvicorn").handlers else {}
 
 
 class _LastError(logging.Handler):

@@ -7,7 +7,9 @@ Each `client_for` runs the app's lifespan, so it starts with a fresh registry of
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,8 @@ from app import routes
 from ops.procs import free_port
 from tests.support.app import client_for
 from tests.support.observe import captured_log, json_lines, scrape, table_locked, uvicorn_serving, value
+from tests.support.paths import PROJECT_DIR
+from tests.support.warm_server import Warm, wait_until
 
 REQUESTS = "homer_http_requests_total"
 DURATION_COUNT = "homer_http_request_duration_seconds_count"
@@ -163,3 +167,27 @@ def test_under_uvicorn_every_line_is_json_and_uvicorn_lines_use_the_same_formatt
     assert request["route"] == "/works" and request["status"] == 200
     password = db_url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
     assert password not in log.read_text()
+
+
+def test_under_the_warm_server_uvicorn_lines_and_request_lines_are_json(
+    db_url: str, start_warm: Callable[..., Warm]
+) -> None:
+    warm = start_warm(app="app.main:app", cwd=PROJECT_DIR, env={"DATABASE_URL": db_url})
+    warm.wait_for("ready")
+    assert warm.get("/works") is not None
+    lines = wait_until(lambda: _request_lines(warm.log), what="the request's log line")
+    assert lines[-1]["route"] == "/works" and lines[-1]["status"] == 200
+    uvicorn_lines = [line for line in _json_only(warm.log) if line["logger"].startswith("uvicorn")]
+    messages = [line["message"] for line in uvicorn_lines]
+    assert any(m.startswith("Started server process") for m in messages), warm.tail()
+    assert not any(
+        "Started server process" in raw for raw in warm.log.read_text().splitlines() if raw[:1] != "{"
+    )
+
+
+def _json_only(log: Path) -> list[dict]:
+    return [json.loads(raw) for raw in log.read_text().splitlines() if raw.startswith("{")]
+
+
+def _request_lines(log: Path) -> list[dict]:
+    return [line for line in _json_only(log) if line["logger"] == "homer.request"]
