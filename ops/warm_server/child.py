@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 from ops.warm_server import EXIT_CHILD_FAILED
 from ops.warm_server.preload import Project, load_app
@@ -65,12 +66,14 @@ def _run(app: str, project: Project, sock: socket.socket, status_fd: int) -> int
         traceback.print_exc()
         report(status_fd, failure(exc))
         return EXIT_CHILD_FAILED
+    # uvicorn's loggers left as they are when they have handlers: the app's own configuration (as
+    # app/logs.py applies on import) or the preload's uvicorn defaults, inherited through the fork
     config = uvicorn.Config(
         target,
         lifespan="auto",
         log_level="info",
         timeout_graceful_shutdown=TIMEOUT_GRACEFUL,
-        **_kept_logging(),
+        log_config=None if logging.getLogger("uvicorn").handlers else LOGGING_CONFIG,
     )
     server = _ReadyServer(config, status_fd)
     logged = _LastError()
@@ -87,12 +90,6 @@ def _run(app: str, project: Project, sock: socket.socket, status_fd: int) -> int
             report(status_fd, failure(exc))
         return EXIT_CHILD_FAILED
     return 0
-
-
-def _kept_logging() -> dict[str, None]:
-    """log_config=None (uvicorn's loggers left as they are) when they have handlers: the app's own
-    configuration (app/logs.py, applied when it was imported) or the preload's uvicorn defaults."""
-    return {"log_config": None} if logging.getLogger("uvicorn").handlers else {}
 
 
 class _LastError(logging.Handler):

@@ -236,25 +236,6 @@ def test_repeats_must_be_a_positive_whole_number(repeats):
     assert caught.value.exit_code == 2 and "--repeats must be a positive whole number" in caught.value.message
 
 
-def test_the_metrics_cost_is_a_floor_target_and_a_section_with_both_settings():
-    figures = _full_figures()
-    figures["metrics_cost"] = {
-        "mode": "text",
-        "concurrency": 16,
-        "rounds": 2,
-        "on": {"requests": 320, "errors": 0, "throughput_rps": 93.0},
-        "off": {"requests": 320, "errors": 0, "throughput_rps": 100.0},
-        "ratio": 0.93,
-    }
-    [target] = [t for t in evaluate(figures) if t.key == "metrics_cost"]
-    assert target.at_least and target.met is False and target.verdict().startswith("missed by 2%")
-    assert "93.0 against 100.0 req/s" in target.note
-    text = report.render(figures)
-    assert "### Metrics cost (text search, concurrency 16, 2 alternating rounds)" in text
-    assert "| on | 320 | 0 | 93 |" in text and "| off | 320 | 0 | 100 |" in text
-    assert "metrics_cost" not in {t.key for t in evaluate(_full_figures())}  # a run without the section
-
-
 def test_quick_is_bounded_and_lighter_than_the_full_run():
     quick, full = options(True, None), options(False, None)
     assert (quick.repeats, quick.factors) == (1, (1, 4)) and (full.repeats, full.factors) == (3, (1, 4, 16))
