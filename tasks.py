@@ -224,20 +224,26 @@ def status(c, stack=None, state_dir=None):
         "component": "db, api, migrate or a declared process (default: db, api and the processes)",
         "n": "how many lines to show (default 50)",
         "follow": "keep printing new lines until Ctrl-C",
+        "json": "the lines as written (the API's JSON lines for jq), even on a terminal",
         **STACK_FLAGS,
     },
 )
-def logs(c, component=None, n=None, follow=False, stack=None, state_dir=None):
-    """Show the stack's logs (redacted)."""
+def logs(c, component=None, n=None, follow=False, json_=False, stack=None, state_dir=None):
+    """Show the stack's logs (redacted); on a terminal the API's JSON lines are made readable."""
+    from functools import partial
+
     from ops import logs as ops_logs
     from ops.logmux import LogFollower
+    from ops.logview import readable
 
+    terminal = sys.stdout.isatty()
+    shape = partial(readable, colour=True) if terminal and not json_ else ops_logs.as_is
     with _errors():
         paths, count, secrets = ops_logs.chosen(_settings(c, stack=stack, state_dir=state_dir), component, n)
         follower = LogFollower(paths, secrets) if follow else None  # before the tails: no line lost
-        ops_logs.show_tails(paths, count, secrets)
+        ops_logs.show_tails(paths, count, secrets, shape=shape)
     if follower is not None:  # one log bare, several after a `name | ` column, coloured on a terminal
-        for line in ops_logs.followed(follower, paths, sys.stdout.isatty()):
+        for line in ops_logs.followed(follower, paths, terminal, shape):
             print(line, flush=True)
 
 
@@ -328,16 +334,39 @@ def _flushed(line: str) -> None:
     print(line, flush=True)
 
 
-@task(help={"json": "print JSON with stable keys instead of the table", **STACK_FLAGS})
-def diagnose(c, json_=False, stack=None, state_dir=None):
+@task(
+    optional=["bundle"],
+    help={
+        "json": "print JSON with stable keys instead of the table",
+        "bundle": "write a .tar.gz for a ticket instead (to PATH, a file or a directory; default: "
+        "./homer-diagnose-<stack>-<UTC time>.tar.gz) and print its path",
+        **STACK_FLAGS,
+    },
+)
+def diagnose(c, json_=False, bundle=None, stack=None, state_dir=None):
     """What runs, where, and what is wrong; exit 0 healthy, 1 degraded, 2 not running."""
     import json
 
     from ops import diagnosis as ops_diagnose
 
     with _errors():
-        report = ops_diagnose.diagnose(_settings(c, stack=stack, state_dir=state_dir))
-    print(json.dumps(report, indent=2, ensure_ascii=False) if json_ else ops_diagnose.render(report))
+        settings = _settings(c, stack=stack, state_dir=state_dir)
+        if bundle is not None:
+            from ops.diagnosis import bundle as ops_bundle
+
+            written = ops_bundle.write_bundle(settings, ops_bundle.target(bundle, settings.stack, Path.cwd()))
+            report = written.report
+        else:
+            report = ops_diagnose.diagnose(settings)
+    if bundle is not None:
+        print(written.path)
+        size, verdict = f"{written.size / 1024:.1f} KB", f"{report['verdict']} (exit {report['exit_code']})"
+        print(
+            f"bundle: {len(written.members)} files, {size}, {written.seconds:.2f} s; {verdict}",
+            file=sys.stderr,
+        )
+    else:
+        print(json.dumps(report, indent=2, ensure_ascii=False) if json_ else ops_diagnose.render(report))
     if report["exit_code"]:
         raise Exit(code=report["exit_code"])
 
