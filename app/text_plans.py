@@ -33,6 +33,8 @@ PREFIX_SCORE = 0.9  # such a word beginning scores this (a whole word scores 1.0
 BEGINS_MAX = 9  # the longest beginning whose verses no looser match outscores: 9/10 <= PREFIX_SCORE
 KEY_WORDS = 2  # a query with a typo in each word: verses found through its longest words
 
+_BY_WORD = "t.fold, t.segment_id"  # ix_token_fold's order
+_BY_BEGINNING = "t.fold USING ~<~"  # ix_token_fold_prefix's (text_pattern_ops) order
 _COLUMNS = "s.id, {score} AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line"
 _RANK_ORDER = "length(s.text_fold), s.work_id, s.book, s.line"
 _RANKED = "row_number() OVER (ORDER BY score DESC, size, work_id, book, line) AS rank"
@@ -56,29 +58,31 @@ _PREFIX_SCORE = (
     " THEN greatest(word_similarity(:q, s.text_fold), {prefix}) ELSE word_similarity(:q, s.text_fold) END"
 )
 
-# Every word of the query in the verse's folded text (padded, so only whole words count), and the
-# words close enough together to score 1.0 (word_similarity is less when others come between).
-_HOLDS_ALL = (
-    "(SELECT bool_and(strpos(' ' || s.text_fold || ' ', ' ' || w || ' ') > 0)"
-    " FROM unnest(CAST(:words AS text[])) w) AND word_similarity(:q, s.text_fold) >= 1"
-)
-
 # Several words: the verses among the postings of the rarest word (its postings counted up to the
-# cap) that hold them all.
+# cap) that hold every word of the query (padded, so only whole words count: :padded holds
+# '% word %' for each), taken in rank order; of those, the first :candidates whose words are close
+# enough together to score 1.0 (word_similarity is less when others come between). The similarity,
+# the dear part, is computed row by row on the sorted verses (OFFSET 0 keeps it out of the sort)
+# and stops at the page: a formula held by 600 verses costs the page, not 600 similarities.
 _EXACT_ALL = f"""
 rarest AS MATERIALIZED (
     SELECT w FROM unnest(CAST(:words AS text[])) w
     ORDER BY (SELECT count(*) FROM (
-        SELECT 1 FROM token t WHERE t.fold = w LIMIT (SELECT n FROM walk_cap)
+        SELECT 1 FROM token t WHERE t.fold = w ORDER BY t.fold, t.segment_id LIMIT (SELECT n FROM walk_cap)
     ) postings), w
     LIMIT 1
 ),
 exact AS (
-    SELECT {_COLUMNS.format(score="1.0::float8")}
-    FROM text_segment s
-    WHERE s.id IN (SELECT t.segment_id FROM token t WHERE t.fold = (SELECT w FROM rarest)) {{filters}}
-      AND {_HOLDS_ALL}
-    ORDER BY {_RANK_ORDER}
+    SELECT id, score, size, work_id, book, line
+    FROM (
+        SELECT {_COLUMNS.format(score="1.0::float8")}, s.text_fold
+        FROM text_segment s
+        WHERE s.id IN (SELECT t.segment_id FROM token t WHERE t.fold = (SELECT w FROM rarest)) {{filters}}
+          AND (' ' || s.text_fold || ' ') LIKE ALL (CAST(:padded AS text[]))
+        ORDER BY {_RANK_ORDER}
+        OFFSET 0
+    ) holding
+    WHERE word_similarity(:q, holding.text_fold) >= 1
     LIMIT :candidates
 ),"""
 
@@ -134,15 +138,17 @@ text_hits AS (
 )"""
 
 
-def _collect_or_walk(name: str, postings: str, in_row: str, score: str, filters: str) -> str:
+def _collect_or_walk(name: str, postings: str, in_index: str, in_row: str, score: str, filters: str) -> str:
     """CTEs `{name}_postings` (the token rows matching `postings`, counted up to the walk cap) and
     `{name}`: the first :candidates verses in rank order that match, collected from the postings
-    when they are fewer than the cap, else walked in rank order and checked with `in_row`."""
+    when they are fewer than the cap, else walked in rank order and checked with `in_row`.
+    `in_index` orders the postings as their index does, so that counting them stops at the cap
+    (a bitmap scan, the planner's choice otherwise, reads every posting of a common word first)."""
     columns = _COLUMNS.format(score=score)
     count = f"(SELECT count(*) FROM {name}_postings)"
     return f"""
 {name}_postings AS MATERIALIZED (
-    SELECT t.segment_id FROM token t WHERE {postings} LIMIT (SELECT n FROM walk_cap)
+    SELECT t.segment_id FROM token t WHERE {postings} ORDER BY {in_index} LIMIT (SELECT n FROM walk_cap)
 ),
 {name} AS (
     (SELECT {columns} FROM text_segment s
@@ -167,13 +173,15 @@ def text_candidates(filters: str, words: int, prefix: bool, begins: bool = False
     ctes = [f"\nwalk_cap AS MATERIALIZED (SELECT ({WALK_CAP}) AS n),"]
     if words == 1:
         in_row = "strpos(' ' || s.text_fold || ' ', ' ' || :w0 || ' ') > 0"
-        ctes.append(_collect_or_walk("exact", "t.fold = :w0", in_row, "1.0::float8", filters))
+        ctes.append(_collect_or_walk("exact", "t.fold = :w0", _BY_WORD, in_row, "1.0::float8", filters))
     else:
         ctes.append(_EXACT_ALL.format(filters=filters))
     if begins:
         in_row = "strpos(' ' || s.text_fold, ' ' || :q) > 0"  # as _PREFIX_SCORE finds a beginning
         ctes.append(
-            _collect_or_walk("begins", "t.fold LIKE :begins", in_row, f"{PREFIX_SCORE}::float8", filters)
+            _collect_or_walk(
+                "begins", "t.fold LIKE :begins", _BY_BEGINNING, in_row, f"{PREFIX_SCORE}::float8", filters
+            )
         )
         ctes.append(_BEGINS_CANDIDATES.format(ranked=_RANKED, fuzzy=fuzzy))
     else:

