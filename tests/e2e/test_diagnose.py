@@ -132,3 +132,28 @@ def test_down_is_not_running(project):
     code, report = diagnose(project)
     assert code == 2 and report["verdict"] == "not running"
     assert report["last_command"] == "down"
+
+
+def test_diagnose_reads_the_live_apis_metrics_request_ids_and_all(project):
+    import httpx
+
+    assert project.invoke("up").returncode == 0
+    api_url = json.loads(project.state_file.read_text())["api"]["url"]
+    with httpx.Client(base_url=api_url, timeout=10, trust_env=False) as client:
+        for n in range(6):
+            response = client.get("/search", params={"q": "μῆνιν"}, headers={"X-Request-ID": f"ticket-{n}"})
+            assert response.status_code == 200 and response.headers["x-request-id"] == f"ticket-{n}"
+    code, report = diagnose(project)
+    assert code == 0, report["problems"]
+    metrics = report["metrics"]
+    assert metrics["status"] == 200 and metrics["since_start"]["requests"] >= 6, metrics
+    search = next(route for route in metrics["routes"] if route["route"] == "/search GET")
+    assert search["requests"] == 6 and search["errors_5xx"] == 0 and search["p99_s"] > 0, search
+    time.sleep(1.2)  # a second look within the minute, a second or more later, sees the window
+    again = project.invoke("diagnose", timeout=30)
+    assert "metrics    last " in again.stdout and "req/s" in again.stdout, again.stdout
+    logged = (project.root / ".ops" / "logs" / "api.log").read_text()
+    lines = [json.loads(line) for line in logged.splitlines() if '"homer.request"' in line]
+    assert {line["request_id"] for line in lines if line["route"] == "/search"} == {
+        f"ticket-{n}" for n in range(6)
+    }
