@@ -68,13 +68,23 @@ def target(given: Any, stack: str, cwd: Path, now: datetime | None = None) -> Pa
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     name = f"homer-diagnose-{stack}-{stamp}.tar.gz"
     if given in (None, True, ""):
-        return cwd / name
+        return _unused(cwd / name)
     path = cwd / Path(str(given)).expanduser()
     if path.is_dir():
-        return path / name
+        return _unused(path / name)
     if not path.parent.is_dir():
         raise UsageError(f"cannot write the bundle to {path}: {path.parent} is not a directory")
     return path
+
+
+def _unused(path: Path) -> Path:
+    """`path`, or `-2`, `-3`, ... before its suffix when a bundle of the same second is there."""
+    stem = path.name.removesuffix(".tar.gz")
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{stem}-{n}.tar.gz")
+    return candidate
 
 
 def write_bundle(settings: Settings, path: Path) -> Bundle:
