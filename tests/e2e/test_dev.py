@@ -123,24 +123,21 @@ def test_dev_in_a_terminal_serves_edits_recovers_from_a_broken_one_and_restarts_
 
 
 def test_dev_without_a_terminal_prints_plain_prefixed_lines_and_sigterm_leaves_the_stack_up(project):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "dev"],
-        cwd=project.root,
-        env=project.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    project.background.append(process)
+    process, output_file = start_dev(project)  # its output in a file: no terminal
+
+    def api_line_shown() -> bool:  # a request once dev follows the API's log shows up as `api | ...`
+        served(project, "/health")
+        shown = output_file.read_text(errors="replace").splitlines()
+        return any(line.split("|")[0].strip() == "api" for line in shown if "|" in line)
+
     wait_for("the API to answer", lambda: served(project, "/health"))
-    time.sleep(0.5)
+    wait_for("an `api |` line", api_line_shown, seen=lambda: output_file.read_text(errors="replace"))
     process.send_signal(signal.SIGTERM)
-    output = process.communicate(timeout=DEADLINE_S)[0].decode()
-    assert process.returncode == 0, output
+    assert process.wait(timeout=DEADLINE_S) == 0, output_file.read_text(errors="replace")
+    output = output_file.read_text(errors="replace")
     assert "\x1b" not in output  # no escape codes off a terminal
     lines = output.splitlines()
     assert any(line.startswith("dev") and "|" in line for line in lines), output
-    assert any(line.split("|")[0].strip() == "api" for line in lines if "|" in line), output
     assert "keeps running" in output
     status = project.invoke("status")
     assert status.returncode == 0, status.stdout + status.stderr
