@@ -39,7 +39,7 @@ def test_liveness_command_line_and_directory_of_a_real_child(tmp_path):
     child = spawn("import time; time.sleep(30)", cwd=tmp_path)
     try:
         assert pid_alive(child.pid) and process(child.pid) is not None
-        assert "time.sleep(30)" in cmdline(child.pid)
+        wait_until(lambda: "time.sleep(30)" in cmdline(child.pid))  # once its exec is done: '' until then
         assert cwd(child.pid) == tmp_path.resolve()
     finally:
         child.kill()
