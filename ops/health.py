@@ -15,12 +15,18 @@ class Health:
 
 def probe(url: str, timeout: float = 1.0) -> Health:
     """GET {url}/health once, never raising."""
+    return get_once(url, "/health", timeout, limit=500)
+
+
+def get_once(url: str, path: str, timeout: float, limit: int) -> Health:
+    """GET {url}{path} once, bounded by `timeout`, never raising: the status and the first `limit`
+    bytes of the body (None and the error's name when nothing answered)."""
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
     try:
-        connection.request("GET", "/health")
+        connection.request("GET", path)
         response = connection.getresponse()
-        return Health(response.status, response.read(500).decode("utf-8", errors="replace"))
+        return Health(response.status, response.read(limit).decode("utf-8", errors="replace"))
     except (OSError, http.client.HTTPException) as exc:
         return Health(None, type(exc).__name__)
     finally:

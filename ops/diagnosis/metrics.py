@@ -14,16 +14,15 @@ text) is a note, never a problem: it does not change diagnose's verdict. diagnos
 
 from __future__ import annotations
 
-import http.client
 import json
 import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from ops.errors import first_line
+from ops.health import get_once
 
 HISTORY_FILE = "metrics-last.json"
 WINDOW_S = 60.0
@@ -46,17 +45,8 @@ class Scrape:
 
 def scrape(api_url: str, timeout: float) -> Scrape:
     """GET {api_url}/metrics once, bounded by `timeout`, never raising."""
-    parts = urlsplit(api_url)
-    url = f"{api_url.rstrip('/')}/metrics"
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
-    try:
-        connection.request("GET", "/metrics")
-        response = connection.getresponse()
-        return Scrape(url, response.status, response.read(MAX_BODY).decode("utf-8", errors="replace"))
-    except (OSError, http.client.HTTPException) as exc:
-        return Scrape(url, None, type(exc).__name__)
-    finally:
-        connection.close()
+    answer = get_once(api_url, "/metrics", timeout, limit=MAX_BODY)
+    return Scrape(f"{api_url.rstrip('/')}/metrics", answer.status, answer.body)
 
 
 @dataclass
