@@ -68,7 +68,7 @@ _EXACT_ALL = f"""
 rarest AS MATERIALIZED (
     SELECT w FROM unnest(CAST(:words AS text[])) w
     ORDER BY (SELECT count(*) FROM (
-        SELECT 1 FROM token t WHERE t.fold = w ORDER BY t.fold, t.segment_id LIMIT (SELECT n FROM walk_cap)
+        SELECT 1 FROM token t WHERE t.fold = w ORDER BY {_BY_WORD} LIMIT (SELECT n FROM walk_cap)
     ) postings), w
     LIMIT 1
 ),
@@ -101,7 +101,7 @@ text_hits AS (
 # what the whole word's verses leave.
 _BEGINS_CANDIDATES = """
 counted AS MATERIALIZED (
-    SELECT e.n >= :candidates AS by_word,
+    SELECT e.n AS exact, e.n >= :candidates AS by_word,
            e.n < :candidates AND (SELECT count(*) FROM begins) >= :candidates AS by_beginning
     FROM (SELECT count(*) AS n FROM exact) e
 ),
@@ -113,7 +113,7 @@ text_hits AS (
         (SELECT * FROM begins
          WHERE (SELECT by_beginning FROM counted) AND id NOT IN (SELECT id FROM exact)
          ORDER BY size, work_id, book, line
-         LIMIT greatest(:candidates - (SELECT count(*) FROM exact), 0))
+         LIMIT greatest(:candidates - (SELECT exact FROM counted), 0))
         UNION ALL
         SELECT * FROM ({fuzzy}
         ) fuzzy
@@ -124,13 +124,13 @@ text_hits AS (
 # Several words none of which the trigram scan found (a typo in each): each word scored on its own,
 # the verse's score their mean, over the verses that match one of the KEY_WORDS longest words
 # (the rarest, as a rule), so that the scan stays on the trigram index.
-PER_WORD_TEXT = """
+PER_WORD_TEXT = f"""
 text_hits AS (
-    SELECT id, score, row_number() OVER (ORDER BY score DESC, size, work_id, book, line) AS rank
+    SELECT id, score, {_RANKED}
     FROM (
-        SELECT s.id, ({score}) / {words} AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line
+        SELECT {_COLUMNS.format(score="({score}) / {words}")}
         FROM text_segment s
-        WHERE ({keys}) {filters}
+        WHERE ({{keys}}) {{filters}}
         ORDER BY score DESC, size, s.work_id, s.book, s.line
         LIMIT :candidates
     ) ranked
