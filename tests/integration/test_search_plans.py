@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import Connection
 
 from app.embedding import default_embedder
-from app.search import Mode, SearchQuery, explain, search
+from app.search import Mode, SearchQuery, search
+from tests.support.plans import plan_of
 
 TRIGRAM_INDEX = "Bitmap Index Scan on ix_text_segment_text_fold_trgm"
 VECTOR_INDEX = "Index Scan using ix_text_segment_emb_hnsw"
@@ -17,29 +18,22 @@ def conn(both_poems: Connection) -> Connection:
     return both_poems
 
 
-def plan(conn: Connection, query: SearchQuery) -> str:
-    try:
-        return explain(conn, query, default_embedder())
-    finally:
-        conn.rollback()  # the thresholds were SET LOCAL for this transaction only
-
-
 @pytest.mark.parametrize("work", [None, "iliad"])
 def test_text_search_goes_through_the_trigram_index(conn: Connection, work: str | None) -> None:
-    text_plan = plan(conn, SearchQuery("μηνιν αειδε", Mode.text, work=work))
+    text_plan = plan_of(conn, SearchQuery("μηνιν αειδε", Mode.text, work=work))
     assert TRIGRAM_INDEX in text_plan
     assert "Index Cond: (text_fold %> 'μηνιν αειδε'::text)" in text_plan
     assert "Seq Scan on text_segment" not in text_plan
 
 
 def test_vector_search_goes_through_the_hnsw_index(conn: Connection) -> None:
-    vector_plan = plan(conn, SearchQuery("μηνιν αειδε", Mode.vector))
+    vector_plan = plan_of(conn, SearchQuery("μηνιν αειδε", Mode.vector))
     assert VECTOR_INDEX in vector_plan
     assert "Seq Scan on text_segment" not in vector_plan
 
 
 def test_hybrid_search_uses_both_indexes_in_one_statement(conn: Connection) -> None:
-    hybrid_plan = plan(conn, SearchQuery("μηνιν αειδε", Mode.hybrid))
+    hybrid_plan = plan_of(conn, SearchQuery("μηνιν αειδε", Mode.hybrid))
     assert TRIGRAM_INDEX in hybrid_plan and VECTOR_INDEX in hybrid_plan
     assert "Seq Scan on text_segment" not in hybrid_plan
 

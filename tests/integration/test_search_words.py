@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import Connection, text
 
 from app.embedding import default_embedder
-from app.search import Mode, SearchQuery, _filters, explain, prepared_statement, search, walk_cap
+from app.search import Mode, SearchQuery, _filters, prepared_statement, search, walk_cap
 from app.text_plans import PREFIX_SCORE, text_candidates
+from tests.support.plans import node_rows, plan_of
 
 SIZE_ORDER_SCAN = "Index Scan using ix_text_segment_size_order"
 
@@ -79,10 +80,7 @@ def test_the_bounded_beginning_plan_ranks_exactly_as_the_trigram_scan(
 
 
 def test_a_common_word_reads_about_the_page_not_every_verse_that_holds_it(conn: Connection) -> None:
-    try:
-        plan = explain(conn, SearchQuery("καὶ", Mode.text), default_embedder())
-    finally:
-        conn.rollback()
+    plan = plan_of(conn, SearchQuery("καὶ", Mode.text))
     assert SIZE_ORDER_SCAN in plan
     scanned = re.search(rf"{SIZE_ORDER_SCAN} on text_segment \w+ \(actual time=[\d.]+ rows=([\d.]+)", plan)
     assert scanned is not None, plan
@@ -97,19 +95,7 @@ def test_a_common_word_reads_about_the_page_not_every_verse_that_holds_it(conn: 
 
 
 def plan_lines(conn: Connection, query: SearchQuery) -> list[str]:
-    try:
-        return explain(conn, query, default_embedder()).splitlines()
-    finally:
-        conn.rollback()
-
-
-def node_rows(lines: list[str], node: str) -> list[str]:
-    """What EXPLAIN ANALYZE says of each `node` line: its rows, or 'never executed'."""
-    return [
-        "never executed" if "never executed" in line else line.split("rows=")[1].split()[0]
-        for line in lines
-        if node in line
-    ]
+    return plan_of(conn, query).splitlines()
 
 
 def test_a_rare_beginning_collects_its_verses_instead_of_walking_every_verse(conn: Connection) -> None:
@@ -174,10 +160,7 @@ def test_a_word_whose_verses_fill_the_page_never_looks_at_beginnings(conn: Conne
 
 
 def test_a_misspelled_word_still_goes_through_the_trigram_index(conn: Connection) -> None:
-    try:
-        plan = explain(conn, SearchQuery("αχιλησς", Mode.text), default_embedder())
-    finally:
-        conn.rollback()
+    plan = plan_of(conn, SearchQuery("αχιλησς", Mode.text))
     assert "Bitmap Index Scan on ix_text_segment_text_fold_trgm" in plan
     assert "Seq Scan on text_segment s_1" not in plan
 
