@@ -1,15 +1,16 @@
-"""A pristine `initdb` cluster per wheel version, copied into new data directories.
+"""A fresh `initdb` cluster per wheel version, copied into new data directories.
 
 `initialise` fills an empty data directory from a template kept in the per-user cache,
 `$XDG_CACHE_HOME/homer-ops/initdb/<wheel version>-<hash of initdb's options>-uid<runner's uid>`
-(`~/.cache` by default). On a miss it runs initdb into the data directory itself, then saves
-a copy of that still untouched cluster as the template: copied into a temporary directory
-beside it, flushed to disk and renamed into place only once complete. Two processes saving
-at once cannot corrupt it (the loser's rename fails and it discards its copy), and a killed
-build leaves only a temporary directory that is never read (and is removed once stale). A
-template without PG_VERSION or pg_control, or of another major version than the binaries',
-is discarded and rebuilt. The cache only saves time: when it cannot be read or written,
-initdb runs as before.
+(`~/.cache` by default). On a miss it runs initdb into the data directory itself, then saves a
+copy of that cluster as the template, untouched but for the caller's `Preparation` (the embedded
+backend's spare database, `ops.backends.spare_database`, named in the key): copied into a
+temporary directory beside it, flushed to disk and renamed into place only once complete. Two
+processes saving at once cannot corrupt it (the loser's rename fails and it discards its copy),
+and a killed build leaves only a temporary directory that is never read (and is removed once
+stale). A template without PG_VERSION or pg_control, or of another major version than the
+binaries', is discarded and rebuilt. The cache only saves time: when it cannot be read or
+written, initdb runs as before.
 
 This process does the copying, as root too (it gives the copy to the runner), so the runner
 needs no access to the cache and no home directory is opened up for it.
@@ -39,6 +40,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ops.errors import DatabaseError
@@ -53,6 +55,15 @@ _UNCACHEABLE = ("--pwfile", "--pwprompt", "-W", "--waldir")  # and -X<dir>
 _EXISTS = (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR)
 
 
+@dataclass(frozen=True)
+class Preparation:
+    """What is done to a fresh cluster before it is saved as the template (`run`), and the name of
+    that work, which is part of the template's key: a template holds what its key says."""
+
+    key: str
+    run: Callable[[], None]
+
+
 class _NoCache(Exception):
     """Why no template can be used or saved for this call."""
 
@@ -64,34 +75,45 @@ def cache_root() -> Path:
     return root / "homer-ops" / "initdb"
 
 
-def template_dir(initdb_args: Sequence[str], runner: Account | None) -> Path:
-    """Where the template for these initdb options and this runner lives (needs the wheel's metadata)."""
+def template_dir(initdb_args: Sequence[str], runner: Account | None, preparation: str = "") -> Path:
+    """Where the template for these initdb options, this runner and this preparation lives (needs
+    the wheel's metadata)."""
     import importlib.metadata  # here, not at import: `up` on a running stack never needs it
 
     version = importlib.metadata.version(WHEEL)
-    digest = hashlib.sha256("\0".join(initdb_args).encode()).hexdigest()[:12]
+    keyed = [*initdb_args, *([preparation] if preparation else [])]
+    digest = hashlib.sha256("\0".join(keyed).encode()).hexdigest()[:12]
     uid = runner.uid if runner is not None else os.geteuid()
     return cache_root() / re.sub(r"[^A-Za-z0-9._-]", "_", f"{version}-{digest}-uid{uid}")
 
 
 def initialise(
-    data_dir: Path, bin_dir: Path, runner: Account | None, initdb_args: Sequence[str], run: Run
+    data_dir: Path,
+    bin_dir: Path,
+    runner: Account | None,
+    initdb_args: Sequence[str],
+    run: Run,
+    preparation: Preparation | None = None,
 ) -> str:
     """Make `data_dir` (missing or empty) a new cluster owned by `runner`, mode 0700; say how.
 
     `initdb_args` are initdb's options without `-D`; `run(argv, runner, timeout)` runs a binary
-    as `runner`. The runner must be able to reach `data_dir` (initdb runs there on a miss).
+    as `runner`. `preparation` runs on a fresh cluster before it is saved as the template (only
+    then: a cluster that no template will keep is left as initdb made it). The runner must be able
+    to reach `data_dir` (initdb runs there on a miss).
     DatabaseError when `data_dir` is not empty or initdb fails.
     """
     _prepare(data_dir, runner)
     began = time.perf_counter()
     try:
-        template, major = _slot(bin_dir, initdb_args, runner)
+        template, major = _slot(bin_dir, initdb_args, runner, preparation.key if preparation else "")
     except _NoCache as why:
         _initdb(data_dir, bin_dir, runner, initdb_args, run)
         return f"initialised {data_dir} ({time.perf_counter() - began:.2f} s); no initdb template: {why}"
     if not _usable(template, major):
         _initdb(data_dir, bin_dir, runner, initdb_args, run)
+        if preparation is not None:
+            preparation.run()
         done = f"initialised {data_dir} ({time.perf_counter() - began:.2f} s)"
         return done + _save(data_dir, template, major, runner)
     try:
@@ -118,7 +140,9 @@ def _prepare(data_dir: Path, runner: Account | None) -> None:
     give_to(runner, data_dir)
 
 
-def _slot(bin_dir: Path, initdb_args: Sequence[str], runner: Account | None) -> tuple[Path, str]:
+def _slot(
+    bin_dir: Path, initdb_args: Sequence[str], runner: Account | None, preparation: str
+) -> tuple[Path, str]:
     """The template's path and the binaries' major version, or _NoCache(reason)."""
     import importlib.metadata
 
@@ -132,7 +156,7 @@ def _slot(bin_dir: Path, initdb_args: Sequence[str], runner: Account | None) -> 
     if major is None:
         raise _NoCache(f"no postgres.bki beside {bin_dir} names the major version")
     try:
-        return template_dir(initdb_args, runner), major
+        return template_dir(initdb_args, runner, preparation), major
     except importlib.metadata.PackageNotFoundError:
         raise _NoCache(f"the {WHEEL} wheel's version is unknown") from None
     except (RuntimeError, KeyError):  # Path.home() with neither HOME nor a passwd entry

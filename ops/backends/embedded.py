@@ -14,13 +14,15 @@ import os
 import shutil
 import subprocess
 import time
+from functools import partial
 from pathlib import Path
 
 from ops import initdb_cache
+from ops.backends import spare_database
 from ops.backends.base import DatabaseBackend, ServerFacts, Started
 from ops.dbcheck import REQUIRED_EXTENSIONS
 from ops.endpoint import Endpoint
-from ops.errors import BackendUnavailable, DatabaseError, PortInUse
+from ops.errors import BackendUnavailable, DatabaseError, PortInUse, first_line
 from ops.image.wheel import package_dir
 from ops.platform import (
     Account,
@@ -232,8 +234,29 @@ class EmbeddedBackend(DatabaseBackend):
             ) from None
 
     def _initdb(self, bin_dir: Path, runner: Account | None) -> str:
-        """A fresh cluster: a copy of the cached pristine template of this wheel (made once)."""
-        return initdb_cache.initialise(self.data_dir, bin_dir, runner, INITDB_ARGS, self._run)
+        """A fresh cluster: a copy of the cached template of this wheel (made once, with the spare
+        database: `ops.backends.spare_database`)."""
+        make_spare = partial(self._add_spare, bin_dir, runner)
+        spare = initdb_cache.Preparation(spare_database.TEMPLATE_KEY, make_spare)
+        return initdb_cache.initialise(self.data_dir, bin_dir, runner, INITDB_ARGS, self._run, spare)
+
+    def _add_spare(self, bin_dir: Path, runner: Account | None) -> None:
+        """Start the new cluster on its Unix socket alone, create the spare database, stop it."""
+        import psycopg
+        from psycopg.conninfo import make_conninfo
+
+        port = free_port()
+        postmaster = self._launch(bin_dir, runner, "", port)
+        try:
+            if not self._wait_ready(postmaster, time.monotonic() + START_TIMEOUT_S):
+                raise DatabaseError("PostgreSQL did not start to make the spare database", f"see {self._log}")
+            socket = str(self._socket_dir())
+            spare_database.create_spare(make_conninfo(host=socket, port=port, user=SUPERUSER))
+        except psycopg.Error as error:
+            raise DatabaseError("the spare database was not made", first_line(error)) from None
+        finally:
+            self._pg_ctl(["stop", "-m", "fast", "-w", "-t", str(START_TIMEOUT_S)], runner, check=False)
+            (self.data_dir / "postmaster.opts").unlink(missing_ok=True)  # this start's, not the stack's
 
     def _candidate_ports(self) -> list[int]:
         """Recorded port first (kept while free), then the configured one, then free ones."""
@@ -355,12 +378,7 @@ class EmbeddedBackend(DatabaseBackend):
         with psycopg.connect(conninfo, dbname="postgres", autocommit=True) as conn:
             upsert_login_role(conn, role, password)
             upsert_login_role(conn, reader_name(role), reader_password)
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                        sql.Identifier(database), sql.Identifier(role)
-                    )
-                )
+            spare_database.ensure_database(conn, database, role)
         with psycopg.connect(conninfo, dbname=database, autocommit=True) as conn:
             for extension in REQUIRED_EXTENSIONS:
                 conn.execute(sql.SQL("CREATE EXTENSION IF NOT EXISTS {}").format(sql.Identifier(extension)))
