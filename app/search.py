@@ -1,12 +1,12 @@
 """The search, passage and catalogue queries (SQL only; HTTP lives in app/routes.py).
 
-Text search ranks by pg_trgm `word_similarity(query, text_fold)`: how well the folded
-query matches the best stretch of a verse, so a two-word query scores 1.0 on the verse
-that contains both words. The filter is the operator `query <% text_fold`, which the GIN
-trigram index answers (the planner turns it into `text_fold %> query`), with the
-threshold set for the transaction by `set_config(.., true)`. Ties go to the shorter
-verse (more of it matched), then to the edition's order. The candidate lists, and the word
-plans that find the same top verses while reading about the page, are in app/text_plans.py.
+Text search ranks by pg_trgm `word_similarity(query, text_fold)`: how well the folded query
+matches the best stretch of a verse, so a two-word query scores 1.0 on the verse that contains
+both words. The filter is the operator `query <% text_fold`, which the GIN trigram index of the
+distinct texts (`text_form`) answers (the planner turns it into `text_fold %> query`), with the
+threshold set for the transaction by `set_config(.., true)`. Ties go to the shorter verse (more
+of it matched), then to the edition's order. The candidate lists, and the word plans that find
+the same top verses while reading about the page, are in app/text_plans.py.
 
 Vector search orders by cosine distance `emb <=> query` through the HNSW index, with
 pgvector's strict iterative scan so that work/book filters still fill a page.
@@ -241,6 +241,11 @@ def walk_cap(conn: Connection, candidates: int) -> int:
 def _configure(conn: Connection, mode: Mode, candidates: int) -> None:
     """Index-scan settings for this transaction only (SET LOCAL, as set_config(.., true))."""
     settings = {"pg_trgm.word_similarity_threshold": str(WORD_SIMILARITY_THRESHOLD)}
+    if mode is not Mode.vector:
+        # The planner prices word_similarity as one operator: on text_form (a table of some
+        # thousands of short rows) it would scan and score every row rather than ask its trigram
+        # index, 170 ms against 2. No step of a search needs a sequential scan.
+        settings["enable_seqscan"] = "off"
     if mode is not Mode.text:
         settings["hnsw.ef_search"] = str(min(max(candidates, EF_SEARCH_MIN), EF_SEARCH_MAX))
         settings["hnsw.iterative_scan"] = "strict_order"

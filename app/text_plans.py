@@ -11,7 +11,8 @@ page (`offset + limit`, :candidates) rather than every verse that holds a common
 - A one-word query of PREFIX_MIN to BEGINS_MAX letters: next come the verses holding a word that
   begins so (PREFIX_SCORE); no other verse scores as much (its word similarity is at most
   len/(len + 1)). When the two fill the page, they are the answer.
-- Otherwise the trigram scan runs, ranking as before.
+- Otherwise the trigram scan runs, ranking as before, over the distinct texts (`text_form`):
+  each text is scored once, and the verses of the best texts are taken until the page is full.
 
 Each set is taken in rank order through `_collect_or_walk`: rare words first. When fewer than the
 walk cap of postings match, their verses are collected and sorted; otherwise the verses are walked
@@ -45,11 +46,32 @@ WALK_CAP = (
     " FROM pg_class WHERE oid = 'text_segment'::regclass"
 )
 
-_FUZZY_TEXT = f"""
+# The trigram scan over the verses: every verse the index finds is scored. The plan the others
+# must agree with (the tests compare them); no search runs it.
+_VERSE_SCAN = f"""
         SELECT {_COLUMNS}
         FROM text_segment s
         WHERE :q <% s.text_fold {{filters}}
         ORDER BY score DESC, size, s.work_id, s.book, s.line
+        LIMIT :candidates"""
+
+# The same ranking, with each distinct text scored once (text_form, whose trigram index finds them):
+# the texts in score order, then their verses through ix_text_segment_text_fold. The incremental
+# sort (presorted by score and size) stops at the page, after the last text tied with it, so a
+# formula repeated 300 times costs its first verses, not 300 scores.
+_FUZZY_TEXT = """
+        SELECT v.id, f.score, f.size, v.work_id, v.book, v.line
+        FROM (
+            SELECT s.text_fold, {score} AS score, length(s.text_fold) AS size
+            FROM text_form s
+            WHERE :q <% s.text_fold
+            ORDER BY score DESC, size
+        ) f
+        CROSS JOIN LATERAL (
+            SELECT s.id, s.work_id, s.book, s.line FROM text_segment s
+            WHERE s.text_fold = f.text_fold {filters}
+        ) v
+        ORDER BY f.score DESC, f.size, v.work_id, v.book, v.line
         LIMIT :candidates"""
 
 # A word's beginning (PREFIX_MIN letters or more) in some word of the verse ranks above looser matches.
@@ -169,7 +191,8 @@ def text_candidates(filters: str, words: int, prefix: bool, begins: bool = False
     score = _PREFIX_SCORE.format(prefix=PREFIX_SCORE) if prefix else "word_similarity(:q, s.text_fold)"
     fuzzy = _FUZZY_TEXT.format(score=score, filters=filters)
     if not words:
-        return f"\ntext_hits AS (\n    SELECT id, score, {_RANKED}\n    FROM ({fuzzy}\n    ) ranked\n)"
+        scan = _VERSE_SCAN.format(score=score, filters=filters)
+        return f"\ntext_hits AS (\n    SELECT id, score, {_RANKED}\n    FROM ({scan}\n    ) ranked\n)"
     ctes = [f"\nwalk_cap AS MATERIALIZED (SELECT ({WALK_CAP}) AS n),"]
     if words == 1:
         in_row = "strpos(' ' || s.text_fold || ' ', ' ' || :w0 || ' ') > 0"

@@ -75,7 +75,7 @@ def ingest(
                 inserted += new_segments
                 tokens += new_tokens
         if inserted:  # fresh statistics, so that the planner picks the trigram and HNSW indexes at once
-            conn.execute(text("ANALYZE text_segment, token"))
+            conn.execute(text("ANALYZE text_segment, token, text_form"))
         say("committing")
     total = sum(len(result.verses) for _, result in parsed)
     return IngestReport(
@@ -164,7 +164,7 @@ def _worth_rebuilding(conn: Connection, new: int) -> bool:
 
 @contextmanager
 def search_indexes_paused(conn: Connection, rebuild: bool, say: Progress) -> Iterator[None]:
-    """Drop the search indexes (HNSW, trigram, token fold) for a bulk load, then build them again.
+    """Drop the search indexes (HNSW, trigrams, token fold, text) for a bulk load, then build them again.
 
     Only indexes that back no constraint are touched, and their definitions are read from
     the catalogue, so what migrations created is what comes back. Dropping takes an
@@ -178,7 +178,7 @@ def search_indexes_paused(conn: Connection, rebuild: bool, say: Progress) -> Ite
         text(
             "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)"
             " FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid"
-            " WHERE t.relname IN ('text_segment', 'token')"
+            " WHERE t.relname IN ('text_segment', 'token', 'text_form')"
             "   AND t.relnamespace = current_schema()::regnamespace"
             "   AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid)"
             " ORDER BY 1"

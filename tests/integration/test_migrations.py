@@ -91,3 +91,32 @@ def test_connection_is_retried_until_the_server_comes_back(server):
         restart.join()
     assert result.attempts > 1
     assert result.after == head_revision(PROJECT_DIR)
+
+
+def test_text_form_holds_every_text_whoever_writes_the_verses(server):
+    """The triggers keep text_form (the fuzzy scan's distinct texts) a superset of text_segment's."""
+    _, url = server
+    migrate(PROJECT_DIR, url)
+    query(url, "INSERT INTO language (code, name) VALUES ('grc', 'Ancient Greek') ON CONFLICT DO NOTHING")
+    query(
+        url,
+        "INSERT INTO work (slug, urn, title, author, language_id)"
+        " SELECT 'hymns', 'urn:test:hymns', 'Hymns', 'Homer', id FROM language WHERE code = 'grc'",
+    )
+    verse = (
+        "INSERT INTO text_segment (work_id, book, line, ref, urn, text, text_fold)"
+        " SELECT id, 1, %s, '1.' || %s, 'urn:test:hymns:1.' || %s, %s, %s FROM work WHERE slug = 'hymns'"
+    )
+    for line, fold in ((1, "μουσα μοι"), (2, "μουσα μοι")):  # the same text twice: one form
+        query(url, verse, (line, line, line, fold, fold))
+    query(url, "UPDATE text_segment SET text_fold = 'αφροδιτησ εργα' WHERE line = 2")
+    forms = {fold for (fold,) in query(url, "SELECT text_fold FROM text_form")}
+    assert {"μουσα μοι", "αφροδιτησ εργα"} <= forms
+    assert query(url, "SELECT count(*) FROM text_form WHERE text_fold = 'μουσα μοι'") == [(1,)]
+    down = migrate(PROJECT_DIR, url, "c4e6a8b0d2f3")
+    assert down.direction == "down" and "text_form" not in tables(url)
+    query(
+        url,
+        "INSERT INTO text_segment (work_id, book, line, ref, urn, text, text_fold)"
+        " SELECT id, 1, 3, '1.3', 'urn:test:hymns:1.3', 'x', 'x' FROM work WHERE slug = 'hymns'",
+    )  # no trigger left

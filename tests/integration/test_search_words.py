@@ -47,6 +47,9 @@ def text_ids(conn: Connection, query: SearchQuery, words: int, prefix: bool = Fa
         SearchQuery("ὣς ἔφατ᾽", limit=30),  # a formula: the verses holding both words fill the page
         SearchQuery("τε καὶ", offset=10),
         SearchQuery("μῆνιν ἄειδε"),  # one verse holds both: the trigram scan fills the rest
+        SearchQuery("ποδαρκησ διοσ αχιλευς", limit=40),  # a typo'd formula: its texts in score order
+        SearchQuery("πηληιαδεω αχιλησς", work="iliad", book=1),  # and a filter on their verses
+        SearchQuery("ατρειδης τε αναξ ανδρων και διος αχιλλευς", offset=5),  # a long verse, a few of it
     ],
     ids=lambda q: f"{q.q}-{q.work}-{q.book}-{q.offset}",
 )
@@ -159,10 +162,25 @@ def test_a_word_whose_verses_fill_the_page_never_looks_at_beginnings(conn: Conne
     assert at and "never executed" in lines[at[0] + 1], lines
 
 
-def test_a_misspelled_word_still_goes_through_the_trigram_index(conn: Connection) -> None:
+def test_a_misspelled_word_goes_through_the_trigram_index_of_the_distinct_texts(conn: Connection) -> None:
     plan = plan_of(conn, SearchQuery("αχιλησς", Mode.text))
-    assert "Bitmap Index Scan on ix_text_segment_text_fold_trgm" in plan
-    assert "Seq Scan on text_segment s_1" not in plan
+    assert "Bitmap Index Scan on ix_text_form_text_fold_trgm" in plan
+    assert "Seq Scan" not in plan  # neither the texts nor the verses are scanned and scored one by one
+
+
+def test_a_misspelled_formula_takes_the_verses_of_its_best_texts_and_stops_at_the_page(
+    conn: Connection,
+) -> None:
+    query = SearchQuery("ποδαρκησ διοσ αχιλευς", Mode.text)  # one λ short of a formula in 23 verses
+    lines = plan_lines(conn, query)
+    texts = float(node_rows(lines, "Bitmap Heap Scan on text_form")[0])  # the texts the index found
+    lookups = [line for line in lines if "Index Scan using ix_text_segment_text_fold" in line]
+    loops = int(lookups[0].split("loops=")[1].rstrip(")")) if lookups else 0
+    assert any("Incremental Sort" in line for line in lines), lines
+    assert texts > 20 and 1 <= loops < texts / 4, lines  # the verses of a few texts, not of every one
+    hits = search(conn, query, default_embedder())
+    conn.rollback()
+    assert len(hits) == 10 and all("ποδαρκησ διοσ αχιλλευσ" in hit_fold(conn, hit.urn) for hit in hits)
 
 
 @pytest.mark.parametrize("beginning", ["αχιλ", "πηληια", "Ὀδυσσ", "αγαμεμ"])
