@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine
 
 from app.config import get_settings
 from app.driver import with_driver
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+from app.schema_head import read_head
 
 
 @lru_cache(maxsize=1)
@@ -52,7 +48,5 @@ def _engine(database_url: str) -> Engine:
 
 @lru_cache(maxsize=1)
 def schema_head() -> str | None:
-    """The head revision of the migrations shipped with this code."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(config).get_current_head()
+    """The head revision of the migrations shipped with this code (app/schema_head.py)."""
+    return read_head()

@@ -74,8 +74,9 @@ def _timed_invoke(project: Path, env: dict[str, str], *args: str) -> float:
     return time.perf_counter() - began
 
 
-def harness_run(project: Path, backend: str, image: str | None) -> dict[str, Any]:
-    """One cold `up` (no data), its ledger's step durations, then one warm `up`; torn down after."""
+def harness_run(project: Path, backend: str, image: str | None, deferred: list[Path]) -> dict[str, Any]:
+    """One cold `up` (no data), its ledger's step durations, then one warm `up`; stopped after, its
+    state dir (the embedded data) left in `deferred` for the caller to delete (see stack_figures)."""
     state_dir = Path(tempfile.mkdtemp(prefix="bench-up-"))
     stack = f"bench-{secrets.token_hex(4)}"
     env = clean_env(
@@ -99,8 +100,8 @@ def harness_run(project: Path, backend: str, image: str | None) -> dict[str, Any
         listing = _timed_invoke(project, env, "--list")
     finally:
         with sigint_held():
-            invoke(project, env, "down", "--volumes", check=False)
-            shutil.rmtree(state_dir, ignore_errors=True)
+            invoke(project, env, "down", *(["--volumes"] if backend == "docker" else []), check=False)
+            deferred.append(state_dir)
     return {
         "cold": cold,
         "warm": warm,
@@ -122,11 +123,21 @@ def _ledger(state_dir: Path) -> dict[str, float]:
 def stack_figures(
     project: Path, backend: str, repeats: int, client: Any = None, image: str | None = None
 ) -> dict[str, Any]:
-    """Cold and warm `up`, each step, the bare steps and the ratio harness/bare (medians)."""
+    """Cold and warm `up`, each step, the bare steps and the ratio harness/bare (medians).
+
+    The data directories of every run, the harness's and the bare ones, are deleted only once all
+    have run: on this ext4 (no journal, mounted with discard) files created within a minute of
+    deleting a thousand others are several times slower to create, so a run's teardown would
+    slow the next run's cluster, whichever side it is (the docker section does the same)."""
     runs, bare = [], []
-    for _ in range(repeats):
-        runs.append(harness_run(project, backend, image))
-        bare.append(bare_steps(project, backend, client, image))
+    deferred: list[Path] = []
+    try:
+        for _ in range(repeats):
+            runs.append(harness_run(project, backend, image, deferred))
+            bare.append(bare_steps(project, backend, client, image, deferred))
+    finally:
+        for path in deferred:
+            shutil.rmtree(path, ignore_errors=True)
     cold = medians({"s": run["cold"]} for run in runs)["s"]
     warm = medians({"s": run["warm"]} for run in runs)["s"]
     warm_full = medians({"s": run["warm_full"]} for run in runs)["s"]
@@ -156,8 +167,15 @@ def stack_figures(
     }
 
 
-def bare_steps(project: Path, backend: str, client: Any = None, image: str | None = None) -> dict[str, float]:
-    """The database, `alembic upgrade head` and uvicorn to its first 200, each timed, then removed."""
+def bare_steps(
+    project: Path,
+    backend: str,
+    client: Any = None,
+    image: str | None = None,
+    deferred: list[Path] | None = None,
+) -> dict[str, float]:
+    """The database, `alembic upgrade head` and uvicorn to its first 200, each timed, then stopped;
+    the embedded data directory is deleted then, or left in `deferred` for the caller."""
     cleanup = ExitStack()
     try:
         began = time.perf_counter()
@@ -165,7 +183,7 @@ def bare_steps(project: Path, backend: str, client: Any = None, image: str | Non
             url = cleanup.enter_context(_bare_container(client, image))
             figures = {"container_run_and_select1_s": time.perf_counter() - began}
         else:
-            url = cleanup.enter_context(_bare_embedded())
+            url = cleanup.enter_context(_bare_embedded(deferred))
             figures = {"initdb_and_start_s": time.perf_counter() - began}
         env = {**clean_env(), "DATABASE_URL": url}
         began = time.perf_counter()
@@ -190,7 +208,7 @@ def bare_steps(project: Path, backend: str, client: Any = None, image: str | Non
 
 
 @contextmanager
-def _bare_embedded() -> Iterator[str]:
+def _bare_embedded(deferred: list[Path] | None = None) -> Iterator[str]:
     """initdb + pg_ctl start -w from the wheel, as the service user when root; yields the URL."""
     work = Path(tempfile.mkdtemp(prefix="bench-bare-"))
     data, port, bin_dir = work / "data", free_port(), pg_bin_dir()
@@ -238,7 +256,10 @@ def _bare_embedded() -> Iterator[str]:
             capture_output=True,
             check=False,
         )
-        shutil.rmtree(work, ignore_errors=True)
+        if deferred is None:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            deferred.append(work)
 
 
 @contextmanager
