@@ -34,7 +34,7 @@ PREFIX_SCORE = 0.9  # such a word beginning scores this (a whole word scores 1.0
 BEGINS_MAX = 9  # the longest beginning whose verses no looser match outscores: 9/10 <= PREFIX_SCORE
 KEY_WORDS = 2  # a query with a typo in each word: verses found through its longest words
 
-_BY_WORD = "t.fold, t.segment_id"  # ix_token_fold's order
+_BY_WORD = "t.fold, t.size, t.work_id, t.book, t.line, t.segment_id"  # ix_token_fold_rank's order
 _BY_BEGINNING = "t.fold USING ~<~"  # ix_token_fold_prefix's (text_pattern_ops) order
 _COLUMNS = "s.id, {score} AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line"
 _RANK_ORDER = "length(s.text_fold), s.work_id, s.book, s.line"
@@ -80,12 +80,24 @@ _PREFIX_SCORE = (
     " THEN greatest(word_similarity(:q, s.text_fold), {prefix}) ELSE word_similarity(:q, s.text_fold) END"
 )
 
-# Several words: the verses among the postings of the rarest word (its postings counted up to the
-# cap) that hold every word of the query (padded, so only whole words count: :padded holds
-# '% word %' for each), taken in rank order; of those, the first :candidates whose words are close
-# enough together to score 1.0 (word_similarity is less when others come between). The similarity,
-# the dear part, is computed row by row on the sorted verses (OFFSET 0 keeps it out of the sort)
-# and stops at the page: a formula held by 600 verses costs the page, not 600 similarities.
+# One word: its verses straight from its postings, which ix_token_fold_rank lists in rank order
+# (each token carries its verse's size, work, book and line), the page's worth and no more.
+_EXACT_WORD = """
+exact AS (
+    SELECT DISTINCT ON (s.size, s.work_id, s.book, s.line)
+           s.segment_id AS id, 1.0::float8 AS score, s.size, s.work_id, s.book, s.line
+    FROM token s
+    WHERE s.fold = :w0 {filters}
+    ORDER BY s.size, s.work_id, s.book, s.line
+    LIMIT :candidates
+),"""
+
+# Several words: the rarest word's verses (its postings counted up to the cap), in rank order from
+# its postings, that hold every word of the query (padded, so only whole words count: :padded holds
+# '% word %' for each); of those, the first :candidates whose words are close enough together to
+# score 1.0 (word_similarity is less when others come between). Both checks run row by row on the
+# verses in rank order (OFFSET 0 keeps them out of any sort) and stop at the page: a formula held
+# by 600 verses costs the page, not 600 checks.
 _EXACT_ALL = f"""
 rarest AS MATERIALIZED (
     SELECT w FROM unnest(CAST(:words AS text[])) w
@@ -97,11 +109,17 @@ rarest AS MATERIALIZED (
 exact AS (
     SELECT id, score, size, work_id, book, line
     FROM (
-        SELECT {_COLUMNS.format(score="1.0::float8")}, s.text_fold
-        FROM text_segment s
-        WHERE s.id IN (SELECT t.segment_id FROM token t WHERE t.fold = (SELECT w FROM rarest)) {{filters}}
-          AND (' ' || s.text_fold || ' ') LIKE ALL (CAST(:padded AS text[]))
-        ORDER BY {_RANK_ORDER}
+        SELECT p.id, 1.0::float8 AS score, p.size, p.work_id, p.book, p.line, v.text_fold
+        FROM (
+            SELECT DISTINCT ON (s.size, s.work_id, s.book, s.line)
+                   s.segment_id AS id, s.size, s.work_id, s.book, s.line
+            FROM token s
+            WHERE s.fold = (SELECT w FROM rarest) {{filters}}
+            ORDER BY s.size, s.work_id, s.book, s.line
+        ) p
+        JOIN text_segment v ON v.id = p.id
+        WHERE (' ' || v.text_fold || ' ') LIKE ALL (CAST(:padded AS text[]))
+        ORDER BY p.size, p.work_id, p.book, p.line
         OFFSET 0
     ) holding
     WHERE word_similarity(:q, holding.text_fold) >= 1
@@ -163,19 +181,23 @@ text_hits AS (
 def _collect_or_walk(name: str, postings: str, in_index: str, in_row: str, score: str, filters: str) -> str:
     """CTEs `{name}_postings` (the token rows matching `postings`, counted up to the walk cap) and
     `{name}`: the first :candidates verses in rank order that match, collected from the postings
-    when they are fewer than the cap, else walked in rank order and checked with `in_row`.
-    `in_index` orders the postings as their index does, so that counting them stops at the cap
-    (a bitmap scan, the planner's choice otherwise, reads every posting of a common word first)."""
+    when they are fewer than the cap (sorted by the rank columns each token carries, no verse
+    read), else walked in rank order and checked with `in_row`. `in_index` orders the postings as
+    their index does, so that counting them stops at the cap (a bitmap scan, the planner's choice
+    otherwise, reads every posting of a common word first)."""
     columns = _COLUMNS.format(score=score)
     count = f"(SELECT count(*) FROM {name}_postings)"
     return f"""
 {name}_postings AS MATERIALIZED (
-    SELECT t.segment_id FROM token t WHERE {postings} ORDER BY {in_index} LIMIT (SELECT n FROM walk_cap)
+    SELECT t.segment_id, t.size, t.work_id, t.book, t.line FROM token t WHERE {postings}
+    ORDER BY {in_index} LIMIT (SELECT n FROM walk_cap)
 ),
 {name} AS (
-    (SELECT {columns} FROM text_segment s
-     WHERE s.id IN (SELECT segment_id FROM {name}_postings) {filters} AND {count} < (SELECT n FROM walk_cap)
-     ORDER BY {_RANK_ORDER} LIMIT :candidates)
+    (SELECT DISTINCT ON (s.size, s.work_id, s.book, s.line)
+            s.segment_id AS id, {score} AS score, s.size, s.work_id, s.book, s.line
+     FROM {name}_postings s
+     WHERE {count} < (SELECT n FROM walk_cap) {filters}
+     ORDER BY s.size, s.work_id, s.book, s.line LIMIT :candidates)
     UNION ALL
     (SELECT {columns} FROM text_segment s
      WHERE {in_row} {filters} AND {count} >= (SELECT n FROM walk_cap)
@@ -195,8 +217,7 @@ def text_candidates(filters: str, words: int, prefix: bool, begins: bool = False
         return f"\ntext_hits AS (\n    SELECT id, score, {_RANKED}\n    FROM ({scan}\n    ) ranked\n)"
     ctes = [f"\nwalk_cap AS MATERIALIZED (SELECT ({WALK_CAP}) AS n),"]
     if words == 1:
-        in_row = "strpos(' ' || s.text_fold || ' ', ' ' || :w0 || ' ') > 0"
-        ctes.append(_collect_or_walk("exact", "t.fold = :w0", _BY_WORD, in_row, "1.0::float8", filters))
+        ctes.append(_EXACT_WORD.format(filters=filters))
     else:
         ctes.append(_EXACT_ALL.format(filters=filters))
     if begins:

@@ -9,7 +9,7 @@
 """
 
 from app.ingest.tei import DATA_DIR, IngestError, ParsedWork, Verse, parse_work
-from app.ingest.writer import IngestReport, ingest, search_indexes_paused
+from app.ingest.writer import IngestReport, ingest, search_indexes_paused, vacuum_after_load
 
 __all__ = [
     "DATA_DIR",
@@ -20,4 +20,5 @@ __all__ = [
     "ingest",
     "parse_work",
     "search_indexes_paused",
+    "vacuum_after_load",
 ]

@@ -74,9 +74,9 @@ def ingest(
                 new_segments, new_tokens = _write_work(conn, spec, work_id, verses, embedder, say)
                 inserted += new_segments
                 tokens += new_tokens
-        if inserted:  # fresh statistics, so that the planner picks the trigram and HNSW indexes at once
-            conn.execute(text("ANALYZE text_segment, token, text_form"))
         say("committing")
+    if inserted:  # fresh statistics, so that the planner picks the indexes from the first search on
+        vacuum_after_load(url_or_engine)
     total = sum(len(result.verses) for _, result in parsed)
     return IngestReport(
         works=tuple(spec.slug for spec in specs),
@@ -86,6 +86,18 @@ def ingest(
         tokens=tokens,
         seconds=time.perf_counter() - started,
     )
+
+
+def vacuum_after_load(url_or_engine: str | Engine) -> None:
+    """VACUUM (ANALYZE) the search tables once a load has committed (autovacuum would, a while
+    later): fresh statistics, and the new rows' pages marked all-visible, so that the word plans
+    read a word's postings from the index alone (an index-only scan, in rank order, stopping at
+    the page); until then the planner prices each posting as a heap visit and may read them all.
+    It cannot run inside the load's transaction."""
+    with _engine(url_or_engine) as engine, engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+            text("VACUUM (ANALYZE) text_segment, token, text_form")
+        )
 
 
 def _specs(work: str) -> list[WorkSpec]:
@@ -226,8 +238,8 @@ def _write_work(
     ).rowcount
     tokens = conn.execute(
         text(
-            "INSERT INTO token (segment_id, position, surface, fold)"
-            " SELECT s.id, t.position, t.surface, t.fold"
+            "INSERT INTO token (segment_id, position, surface, fold, size, work_id, book, line)"
+            " SELECT s.id, t.position, t.surface, t.fold, length(s.text_fold), s.work_id, s.book, s.line"
             " FROM stage_token t JOIN text_segment s"
             "   ON s.work_id = :work_id AND s.book = t.book AND s.line = t.line"
             " ORDER BY s.id, t.position"

@@ -3,8 +3,6 @@ the trigram scan does, and word beginnings ranked above looser matches (real Pos
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from sqlalchemy import Connection, text
 
@@ -14,6 +12,7 @@ from app.text_plans import PREFIX_SCORE, text_candidates
 from tests.support.plans import node_rows, plan_of
 
 SIZE_ORDER_SCAN = "Index Scan using ix_text_segment_size_order"
+RANKED_POSTINGS = "Index Only Scan using ix_token_fold_rank"  # a word's postings in rank order
 
 
 @pytest.fixture(scope="module")
@@ -84,15 +83,14 @@ def test_the_bounded_beginning_plan_ranks_exactly_as_the_trigram_scan(
 
 def test_a_common_word_reads_about_the_page_not_every_verse_that_holds_it(conn: Connection) -> None:
     plan = plan_of(conn, SearchQuery("καὶ", Mode.text))
-    assert SIZE_ORDER_SCAN in plan
-    scanned = re.search(rf"{SIZE_ORDER_SCAN} on text_segment \w+ \(actual time=[\d.]+ rows=([\d.]+)", plan)
-    assert scanned is not None, plan
+    lines = plan.splitlines()
+    read = node_rows(lines, f"{RANKED_POSTINGS} on token")
     holding = conn.execute(
         text("SELECT count(DISTINCT segment_id) FROM token WHERE fold = 'και'")
     ).scalar_one()
     conn.rollback()
-    assert holding > 4000 and float(scanned[1]) < holding / 5  # stops near the page: ~350 of 27,793 verses
-    lines = plan.splitlines()
+    assert holding > 4000 and read and float(read[0]) < 20, plan  # the page's postings, in rank order
+    assert SIZE_ORDER_SCAN not in plan  # and no verse walked to find them
     trigram = [lines[n - 1] for n, line in enumerate(lines) if "<% text_fold" in line or "%> 'και'" in line]
     assert trigram and all("never executed" in node for node in trigram), plan  # the scan does not run
 
@@ -131,29 +129,28 @@ def test_several_words_are_found_through_the_rarest_words_postings_alone(conn: C
     )
     conn.rollback()
     lines = plan_lines(conn, SearchQuery("κορυθαίολος Ἕκτωρ", Mode.text))
-    read = [
-        line for line in lines if " on token t" in line and "loops=1)" in line
-    ]  # the words' counts: loops=2
+    walked = [line for line in lines if f"{RANKED_POSTINGS} on token s" in line]  # the exact CTE's
     assert holding["κορυθαιολοσ"] < holding["εκτωρ"] / 4, holding
-    postings = [float(line.split("rows=")[1].split()[0]) for line in read]
-    assert float(holding["κορυθαιολοσ"]) in postings and float(holding["εκτωρ"]) not in postings, lines
+    assert len(walked) == 1 and "loops=1)" in walked[0], lines
+    rows = float(walked[0].split("rows=")[1].split()[0])
+    assert 10 <= rows < holding["κορυθαιολοσ"], lines  # its postings, in rank order, up to the page
 
 
 def test_a_common_words_postings_are_counted_only_up_to_the_cap(conn: Connection) -> None:
     cap = walk_cap(conn, 10)
     conn.rollback()
-    lines = plan_lines(conn, SearchQuery("καὶ", Mode.text))  # 5,012 verses hold it
-    at = next(n for n, line in enumerate(lines) if line.strip() == "CTE exact_postings")
-    counted = lines[at + 1 : at + 8]
-    assert f"rows={cap}.00" in counted[0], lines  # the Limit: the cap, then it stops
-    assert not any("Bitmap" in line for line in counted), lines  # a bitmap reads every posting first
+    lines = plan_lines(conn, SearchQuery("τε καὶ", Mode.text))  # two words in thousands of verses each
+    at = next(n for n, line in enumerate(lines) if line.strip() == "CTE rarest")
+    counted = [line for line in lines[at : at + 20] if f"{RANKED_POSTINGS} on token t" in line]
+    assert counted and f"rows={cap}.00 loops=2" in counted[0], lines  # the cap for each, then it stops
+    assert not any("Bitmap" in line for line in lines[at : at + 20]), lines  # a bitmap reads them all
 
 
 def test_a_formulas_verses_are_scored_only_up_to_the_page(conn: Connection) -> None:
     lines = plan_lines(conn, SearchQuery("κορυθαίολος Ἕκτωρ", Mode.text))  # 37 verses hold both words
     scored = node_rows(lines, "Subquery Scan on holding")
-    holding = float(node_rows(lines, "Nested Loop")[0])
-    assert scored == ["10.00"] and holding > 30, lines  # word_similarity ran on 10 verses, not 37
+    checked = float(node_rows(lines, "Nested Loop")[0])
+    assert scored == ["10.00"] and checked < 20, lines  # word_similarity and LIKE on ~10 verses, not 37
 
 
 def test_a_word_whose_verses_fill_the_page_never_looks_at_beginnings(conn: Connection) -> None:
