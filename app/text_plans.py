@@ -14,13 +14,16 @@ page (`offset + limit`, :candidates) rather than every verse that holds a common
 - Otherwise the trigram scan runs, ranking as before, over the distinct texts (`text_form`):
   each text is scored once, and the verses of the best texts are taken until the page is full.
 
-Each set is taken in rank order through `_collect_or_walk`: rare words first. When fewer than the
-walk cap of postings match, their verses are collected and sorted; otherwise the verses are walked
-in rank order (ix_text_segment_size_order), each checked in its own folded text, and the walk stops
-at the page. The cap is sqrt(candidates x verses), where the two cost the same: the walk reads
-about candidates x verses / matches verses, the collection the matches. So neither reads more than
-about sqrt(candidates x verses) rows, however common the word. (The planner cannot make that
-choice itself: it knows neither how many words begin so from `LIKE`, nor the page at plan time.)
+A word's verses come in rank order from its postings: each token carries its verse's size, work,
+book and line, and ix_token_fold_rank lists a word's tokens so. The whole-word sets read their
+postings in that order and stop at the page. A word's beginning matches many words, whose
+postings are in no one order, so it goes through `_collect_or_walk`: when fewer than the walk cap
+of postings match, they are sorted into rank order (from the covering index, no verse read);
+otherwise the verses are walked in rank order (ix_text_segment_size_order), each checked in its
+own folded text, and the walk stops at the page. The cap is sqrt(candidates x verses), where the
+two cost the same: the walk reads about candidates x verses / matches verses, the collection the
+matches. (The planner cannot make that choice itself: it knows neither how many words begin so
+from `LIKE`, nor the page at plan time.)
 
 Every {filters} is one of the fixed fragments of `app.search._filters()`, never user input; the
 user's words are bound parameters (:q, :w0, :words, :begins).
