@@ -30,12 +30,10 @@ def test_a_standby_that_keeps_up_is_ok_and_says_so(replicated):
         response = client.get("/health")
     body = response.json()
     assert response.status_code == 200 and body["status"] == "ok", body
-    assert (body["role"], body["server"], body["lag_s"], body["receiving"]) == (
-        "standby",
-        f"127.0.0.1:{standby.port}",
-        0.0,
-        True,
-    )
+    assert (body["role"], body["server"], body["receiving"]) == ("standby", f"127.0.0.1:{standby.port}", True)
+    # 0.0 when it has replayed all it received; a WAL record (the primary's standby snapshot, every
+    # 15 s) that arrives just then makes it the time since the last replayed commit, for a moment
+    assert 0.0 <= body["lag_s"] < BOUND_S, body
 
 
 def test_a_standby_past_the_lag_bound_is_degraded_but_still_200(replicated):

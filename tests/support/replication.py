@@ -158,10 +158,16 @@ class ReplicatedPostgres:
         self.primary = node
 
     def wait_replayed(self, timeout: float = 10) -> None:
-        """Wait until every running standby has replayed the primary's current WAL position."""
+        """Wait until every running standby has replayed the primary's current WAL position.
+
+        The position is the end of a (flushed, empty) logical message written for it: the primary's
+        write position (`pg_current_wal_lsn()`) can sit on a page boundary past the last record's end,
+        which replay does not reach until more WAL comes (a wait that failed once in 900 tests)."""
         primary = self._require_primary()
         with self.connect(primary, superuser=True, dbname="postgres") as conn:
-            row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+            row = conn.execute(
+                "SELECT pg_logical_emit_message(false, 'homer-ops-wait', '', true)::text"
+            ).fetchone()
         assert row is not None
         for standby in self.standbys:
             if standby.pid is not None:
