@@ -19,6 +19,15 @@ from tests.support.paths import PROJECT_DIR
 from tests.support.warm_server import Warm
 
 
+@pytest.fixture
+def own_initdb_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An initdb template cache of the test's own (XDG_CACHE_HOME), for it and the processes it
+    starts: the template is built (the miss) and copied (the hit) here, never the real one."""
+    root = tmp_path / "xdg-cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root))
+    return root
+
+
 @pytest.fixture(scope="module")
 def both_poems(db_url: str) -> Iterator[Connection]:
     """A connection to the session's database with the Iliad and the Odyssey loaded (idempotent)."""

@@ -47,11 +47,9 @@ print(initdb_cache.initialise(Path(sys.argv[1]), bin_dir, runner, ARGS, run), fl
 
 
 @pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cache(own_initdb_cache: Path) -> Path:
     """A cache of the test's own, for every test and the workers it starts (never the real one)."""
-    root = tmp_path / "xdg-cache"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(root))
-    return root
+    return own_initdb_cache
 
 
 @pytest.fixture

@@ -19,16 +19,11 @@ from ops.platform import service_account
 from tests.support.db import query
 from tests.support.stacks import stack_settings
 
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "xdg-cache"
-    monkeypatch.setenv("XDG_CACHE_HOME", str(root))
-    return root
+pytestmark = pytest.mark.usefixtures("own_initdb_cache")
 
 
 @pytest.fixture
-def started(tmp_path: Path) -> Iterator[list[EmbeddedBackend]]:
+def started() -> Iterator[list[EmbeddedBackend]]:
     """Backends started by a test, stopped after it."""
     backends: list[EmbeddedBackend] = []
     yield backends
