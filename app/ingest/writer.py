@@ -65,18 +65,19 @@ def ingest(
     if embedder.dim != EMBEDDING_DIM:
         raise ValueError(f"embedder gives {embedder.dim} dimensions, text_segment.emb has {EMBEDDING_DIM}")
     inserted = tokens = 0
-    with _engine(url_or_engine) as engine, engine.begin() as conn:
-        _prepare(conn)
-        plans = [_plan(conn, spec, result.verses, say) for spec, result in parsed]
-        new = sum(len(verses) for _, _, verses in plans)
-        with search_indexes_paused(conn, _worth_rebuilding(conn, new), say):
-            for spec, work_id, verses in plans:
-                new_segments, new_tokens = _write_work(conn, spec, work_id, verses, embedder, say)
-                inserted += new_segments
-                tokens += new_tokens
-        say("committing")
-    if inserted:  # fresh statistics, so that the planner picks the indexes from the first search on
-        vacuum_after_load(url_or_engine)
+    with _engine(url_or_engine) as engine:
+        with engine.begin() as conn:
+            _prepare(conn)
+            plans = [_plan(conn, spec, result.verses, say) for spec, result in parsed]
+            new = sum(len(verses) for _, _, verses in plans)
+            with search_indexes_paused(conn, _worth_rebuilding(conn, new), say):
+                for spec, work_id, verses in plans:
+                    new_segments, new_tokens = _write_work(conn, spec, work_id, verses, embedder, say)
+                    inserted += new_segments
+                    tokens += new_tokens
+            say("committing")
+        if inserted:  # fresh statistics, so that the planner picks the indexes from the first search on
+            vacuum_after_load(engine)
     total = sum(len(result.verses) for _, result in parsed)
     return IngestReport(
         works=tuple(spec.slug for spec in specs),
@@ -88,13 +89,13 @@ def ingest(
     )
 
 
-def vacuum_after_load(url_or_engine: str | Engine) -> None:
+def vacuum_after_load(engine: Engine) -> None:
     """VACUUM (ANALYZE) the search tables once a load has committed (autovacuum would, a while
     later): fresh statistics, and the new rows' pages marked all-visible, so that the word plans
     read a word's postings from the index alone (an index-only scan, in rank order, stopping at
     the page); until then the planner prices each posting as a heap visit and may read them all.
     It cannot run inside the load's transaction."""
-    with _engine(url_or_engine) as engine, engine.connect() as conn:
+    with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(
             text("VACUUM (ANALYZE) text_segment, token, text_form")
         )

@@ -50,16 +50,17 @@ def scale_figures(
 
 def scale_to(owner: Endpoint, factor: int) -> dict[str, Any]:
     """Add copies of the Iliad (work ids of their own) until there are `factor` in all."""
-    with owner_engine(owner) as engine, engine.begin() as conn:
-        iliad = conn.execute(text("SELECT id FROM work WHERE slug = 'iliad'")).scalar_one()
-        like = {"like": COPY_SLUG.format(n="%")}
-        have = 1 + conn.execute(text("SELECT count(*) FROM work WHERE slug LIKE :like"), like).scalar_one()
-        began = time.perf_counter()
-        with search_indexes_paused(conn, factor > have, lambda _line: None):
-            for n in range(have, factor):
-                _copy(conn, iliad, n)
-        rows = conn.execute(text("SELECT count(*) FROM text_segment")).scalar_one()
     with owner_engine(owner) as engine:
+        with engine.begin() as conn:
+            iliad = conn.execute(text("SELECT id FROM work WHERE slug = 'iliad'")).scalar_one()
+            like = {"like": COPY_SLUG.format(n="%")}
+            copies = conn.execute(text("SELECT count(*) FROM work WHERE slug LIKE :like"), like)
+            have = 1 + copies.scalar_one()
+            began = time.perf_counter()
+            with search_indexes_paused(conn, factor > have, lambda _line: None):
+                for n in range(have, factor):
+                    _copy(conn, iliad, n)
+            rows = conn.execute(text("SELECT count(*) FROM text_segment")).scalar_one()
         vacuum_after_load(engine)  # as ingest does: the figures are of the data, not of a load just done
     return {"factor": factor, "rows": rows, "load_seconds": round(time.perf_counter() - began, 2)}
 
