@@ -41,6 +41,7 @@ _BY_WORD = "t.fold, t.size, t.work_id, t.book, t.line, t.segment_id"  # ix_token
 _BY_BEGINNING = "t.fold USING ~<~"  # ix_token_fold_prefix's (text_pattern_ops) order
 _COLUMNS = "s.id, {score} AS score, length(s.text_fold) AS size, s.work_id, s.book, s.line"
 _RANK_ORDER = "length(s.text_fold), s.work_id, s.book, s.line"
+_POSTING_RANK = "s.size, s.work_id, s.book, s.line"  # the rank columns each token carries
 _RANKED = "row_number() OVER (ORDER BY score DESC, size, work_id, book, line) AS rank"
 
 # The walk cap, from the planner's verse count (no scan).
@@ -85,13 +86,12 @@ _PREFIX_SCORE = (
 
 # One word: its verses straight from its postings, which ix_token_fold_rank lists in rank order
 # (each token carries its verse's size, work, book and line), the page's worth and no more.
-_EXACT_WORD = """
+_EXACT_WORD = f"""
 exact AS (
-    SELECT DISTINCT ON (s.size, s.work_id, s.book, s.line)
-           s.segment_id AS id, 1.0::float8 AS score, s.size, s.work_id, s.book, s.line
+    SELECT DISTINCT ON ({_POSTING_RANK}) s.segment_id AS id, 1.0::float8 AS score, {_POSTING_RANK}
     FROM token s
-    WHERE s.fold = :w0 {filters}
-    ORDER BY s.size, s.work_id, s.book, s.line
+    WHERE s.fold = :w0 {{filters}}
+    ORDER BY {_POSTING_RANK}
     LIMIT :candidates
 ),"""
 
@@ -114,11 +114,10 @@ exact AS (
     FROM (
         SELECT p.id, 1.0::float8 AS score, p.size, p.work_id, p.book, p.line, v.text_fold
         FROM (
-            SELECT DISTINCT ON (s.size, s.work_id, s.book, s.line)
-                   s.segment_id AS id, s.size, s.work_id, s.book, s.line
+            SELECT DISTINCT ON ({_POSTING_RANK}) s.segment_id AS id, {_POSTING_RANK}
             FROM token s
             WHERE s.fold = (SELECT w FROM rarest) {{filters}}
-            ORDER BY s.size, s.work_id, s.book, s.line
+            ORDER BY {_POSTING_RANK}
         ) p
         JOIN text_segment v ON v.id = p.id
         WHERE (' ' || v.text_fold || ' ') LIKE ALL (CAST(:padded AS text[]))
@@ -196,11 +195,10 @@ def _collect_or_walk(name: str, postings: str, in_index: str, in_row: str, score
     ORDER BY {in_index} LIMIT (SELECT n FROM walk_cap)
 ),
 {name} AS (
-    (SELECT DISTINCT ON (s.size, s.work_id, s.book, s.line)
-            s.segment_id AS id, {score} AS score, s.size, s.work_id, s.book, s.line
+    (SELECT DISTINCT ON ({_POSTING_RANK}) s.segment_id AS id, {score} AS score, {_POSTING_RANK}
      FROM {name}_postings s
      WHERE {count} < (SELECT n FROM walk_cap) {filters}
-     ORDER BY s.size, s.work_id, s.book, s.line LIMIT :candidates)
+     ORDER BY {_POSTING_RANK} LIMIT :candidates)
     UNION ALL
     (SELECT {columns} FROM text_segment s
      WHERE {in_row} {filters} AND {count} >= (SELECT n FROM walk_cap)
