@@ -168,14 +168,10 @@ def stack_figures(
 
 
 def bare_steps(
-    project: Path,
-    backend: str,
-    client: Any = None,
-    image: str | None = None,
-    deferred: list[Path] | None = None,
+    project: Path, backend: str, client: Any, image: str | None, deferred: list[Path]
 ) -> dict[str, float]:
     """The database, `alembic upgrade head` and uvicorn to its first 200, each timed, then stopped;
-    the embedded data directory is deleted then, or left in `deferred` for the caller."""
+    the embedded data directory is left in `deferred` for the caller to delete."""
     cleanup = ExitStack()
     try:
         began = time.perf_counter()
@@ -208,7 +204,7 @@ def bare_steps(
 
 
 @contextmanager
-def _bare_embedded(deferred: list[Path] | None = None) -> Iterator[str]:
+def _bare_embedded(deferred: list[Path]) -> Iterator[str]:
     """initdb + pg_ctl start -w from the wheel, as the service user when root; yields the URL."""
     work = Path(tempfile.mkdtemp(prefix="bench-bare-"))
     data, port, bin_dir = work / "data", free_port(), pg_bin_dir()
@@ -256,10 +252,7 @@ def _bare_embedded(deferred: list[Path] | None = None) -> Iterator[str]:
             capture_output=True,
             check=False,
         )
-        if deferred is None:
-            shutil.rmtree(work, ignore_errors=True)
-        else:
-            deferred.append(work)
+        deferred.append(work)
 
 
 @contextmanager
