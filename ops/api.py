@@ -8,6 +8,7 @@ code and the log's last lines, if the child dies first: nobody waits on the dead
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,11 +113,18 @@ def workers(settings: Settings, record: ProcessRecord) -> Workers:
     return census(record, events_path(settings))
 
 
-def start(settings: Settings, database_url: str, port: int, server: Server) -> int:
+def start(
+    settings: Settings,
+    database_url: str,
+    port: int,
+    server: Server,
+    extra_env: Mapping[str, str] | None = None,
+) -> int:
     """Spawn the API on `port` in its own session, marked as this stack's API; return its pid.
 
     Plain uvicorn, or the warm server (`server_for`), which keeps the libraries imported and forks its
-    workers from them, and a fresh generation per reload."""
+    workers from them, and a fresh generation per reload. `extra_env` is the stack file's `env` for
+    the API (its placeholders substituted); DATABASE_URL and READ_DATABASE_URL are the harness's."""
     if not port_free(settings.api_host, port):
         raise PortInUse(
             f"port {settings.api_host}:{port} for the API is in use by {holder_of(port)}",
@@ -136,7 +144,7 @@ def start(settings: Settings, database_url: str, port: int, server: Server) -> i
         ]  # fmt: skip
         if server.workers > 1:
             argv += ["--workers", str(server.workers)]
-    env = {"DATABASE_URL": database_url}
+    env = {**(extra_env or {}), "DATABASE_URL": database_url}
     if settings.read_database_url:
         env["READ_DATABASE_URL"] = settings.read_database_url
     return children.spawn(settings, "api", argv, env, log_path(settings))

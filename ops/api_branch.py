@@ -40,6 +40,7 @@ class ApiBranch:
         fingerprint: Callable[[], Fingerprint],
         sweep: Callable[[], None],
         now: Callable[[], str],
+        declared_env: Callable[[Endpoint, str], dict[str, str]] = lambda owner, url: {},
     ) -> None:
         self.run, self.backend, self.keep = run, backend, keep
         # Chosen once, before either branch runs: the backend provisions the role with it (embedded),
@@ -47,6 +48,7 @@ class ApiBranch:
         self.reader_password = backend.record.reader_password or new_password()
         backend.record.reader_password = self.reader_password
         self._fingerprint, self._sweep, self._now = fingerprint, sweep, now
+        self._declared_env = declared_env  # the stack file's `env` for the API, for its addresses
         self.url = api.recorded_url(run.settings, run.state)
         self.started: int | None = None  # a pid this branch started
         self._owner: Endpoint | None = None
@@ -185,7 +187,10 @@ class ApiBranch:
         port = api.choose_port(settings, run.state.api.port)
         self.url = settings.api_url_on(port)
         server = api.server_for(settings, run.warm_api)
-        self.started = pid = api.start(settings, self.api_endpoint(self._owner).url(), port, server)
+        extra_env = self._declared_env(self._owner, self.url)
+        self.started = pid = api.start(
+            settings, self.api_endpoint(self._owner).url(), port, server, extra_env
+        )
         run.state.api = ProcessRecord(
             server="warm" if server.warm else None,
             workers=server.workers,

@@ -39,6 +39,15 @@ def endpoint_values(endpoint: Endpoint, api_url: str | None) -> dict[str, str]:
     return values
 
 
+def api_env(stack: StackFile, endpoint: Endpoint, api_url: str) -> dict[str, str]:
+    """The stack file's `env` for the API, with `{db.url}`, `{api.url}` and kin substituted."""
+    from ops.processes import substitute
+
+    (_, declared), *_ = stack.of_kind("asgi")
+    values = _named(endpoint_values(endpoint, api_url), stack)
+    return {key: substitute(value, values) for key, value in declared.env.items()}
+
+
 def process_steps(run: Session, stack: StackFile, endpoint: Endpoint, api_url: str) -> None:
     """Each declared process as the plan says: started, restarted, kept or (removed) stopped."""
     if not run.plan or not (run.state.processes or stack.of_kind("process")):

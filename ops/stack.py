@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ops import api, children, orphans, schema_head
 from ops.api_branch import ApiBranch
 from ops.backends import DatabaseBackend, select_backend
-from ops.converge import db_steps, process_steps, sweep
+from ops.converge import api_env, db_steps, process_steps, sweep
 from ops.dbcheck import schema_revision
 from ops.endpoint import Endpoint
 from ops.errors import DatabaseError
@@ -152,6 +152,7 @@ def _api_branch(
         fingerprint=lambda: api_fingerprint(settings, stack, run.state),
         sweep=lambda: sweep(run, "api", swept),
         now=now,
+        declared_env=lambda owner, url: api_env(stack, owner, url),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import psutil
 import pytest
 
 from ops.procs import pid_alive
@@ -63,3 +64,22 @@ def test_a_worker_that_dies_before_ready_fails_up_at_once_with_its_log(project):
     assert (
         up.stderr.strip().splitlines()[-1].startswith("error: worker exited with code 3 before it was ready")
     )
+
+
+def test_the_api_gets_the_env_the_stack_file_declares_for_it(project):
+    stack_file = project.root / "stack.toml"
+    declared = 'env = { HOMER_NOTE = "db on {db.port}", HOMER_SELF = "{api.url}" }\n'
+    original = stack_file.read_text()
+    stack_file.write_text(original.replace('health = "/health"\n', f'health = "/health"\n{declared}', 1))
+    up = project.invoke("up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    state = read_state(project)
+    environ = psutil.Process(state["api"]["pid"]).environ()
+    assert environ["HOMER_NOTE"] == f"db on {state['db']['port']}"
+    assert environ["HOMER_SELF"] == state["api"]["url"]
+    assert environ["DATABASE_URL"].startswith("postgresql")  # the harness's own, not the file's
+
+    stack_file.write_text(original)
+    assert plan_of(project)["api"].startswith("restart"), plan_of(project)
+    assert project.invoke("up").returncode == 0
+    assert "HOMER_NOTE" not in psutil.Process(read_state(project)["api"]["pid"]).environ()
