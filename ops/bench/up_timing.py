@@ -123,7 +123,8 @@ def _ledger(state_dir: Path) -> dict[str, float]:
 def stack_figures(
     project: Path, backend: str, repeats: int, client: Any = None, image: str | None = None
 ) -> dict[str, Any]:
-    """Cold and warm `up`, each step, the bare steps and the ratio harness/bare (medians).
+    """Cold and warm `up`, each step, the bare steps and the ratio harness/bare (medians), after a
+    warm-up round of each side that is not counted; the side that goes first alternates.
 
     The data directories of every run, the harness's and the bare ones, are deleted only once all
     have run: on this ext4 (no journal, mounted with discard) files created within a minute of
@@ -132,9 +133,15 @@ def stack_figures(
     runs, bare = [], []
     deferred: list[Path] = []
     try:
-        for _ in range(repeats):
-            runs.append(harness_run(project, backend, image, deferred))
-            bare.append(bare_steps(project, backend, client, image, deferred))
+        harness_run(project, backend, image, deferred)  # a warm-up round of each side, not counted:
+        bare_steps(project, backend, client, image, deferred)  # the page cache holds both sides' files
+        for repeat in range(repeats):  # who goes first alternates: neither side always follows the other
+            if repeat % 2:
+                bare.append(bare_steps(project, backend, client, image, deferred))
+                runs.append(harness_run(project, backend, image, deferred))
+            else:
+                runs.append(harness_run(project, backend, image, deferred))
+                bare.append(bare_steps(project, backend, client, image, deferred))
     finally:
         for path in deferred:
             shutil.rmtree(path, ignore_errors=True)
