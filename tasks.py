@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from invoke import Collection, Exit, task
 
+from ops.closed_reader import guard_stdout
 from ops.errors import OpsError
+
+guard_stdout()  # `invoke up | head` must not stop `up` halfway (ops/closed_reader.py)
 
 if TYPE_CHECKING:  # imported when a task runs, not for `invoke --list`
     from ops.settings import Settings

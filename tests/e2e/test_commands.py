@@ -6,9 +6,11 @@ import json
 import os
 import signal
 import stat
+import subprocess
 
 import pytest
 
+from ops.invoke_cli import invoke_argv
 from tests.support.db import query
 from tests.support.output import step_lines
 
@@ -130,3 +132,26 @@ def test_invoke_yaml_is_read_and_env_then_flags_override_it(project):
     (project.root / "invoke.yaml").write_text("ops:\n  bakend: docker\n")
     typo = project.invoke("status", timeout=60)
     assert typo.returncode == 2 and "unknown setting 'bakend'" in typo.stderr
+
+
+@pytest.mark.parametrize("buffered", [False, True], ids=["line by line", "block-buffered"])
+def test_a_reader_that_leaves_early_does_not_stop_up_halfway(project, buffered):
+    """`invoke up | head -1`: the pipe closes after the first line; `up` still brings the stack up,
+    exits 0 and prints no traceback (ops/closed_reader.py)."""
+    env = {key: value for key, value in project.env.items() if key != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"  # each line reaches the pipe as it is printed
+    child = subprocess.Popen(
+        invoke_argv("up"), cwd=project.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdout is not None and child.stderr is not None
+    if not buffered:
+        assert child.stdout.readline().startswith(b"backend:")
+    child.stdout.close()  # the reader is gone: whatever `up` prints next hits a closed pipe
+    with child.stderr:
+        errors = child.stderr.read().decode()
+    assert child.wait(timeout=120) == 0, errors
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
+    status = project.invoke("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "schema" in status.stdout and "(head)" in status.stdout
