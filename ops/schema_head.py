@@ -1,14 +1,16 @@
 """The schema's Alembic head, remembered against the fingerprint of `migrations/versions`.
 
-Working out the head means importing Alembic and reading every revision file; a no-op `up`
-needs neither: while the files' sizes and mtimes match the fingerprint recorded with the head
-(`ops.fingerprint`), the recorded head is the head.
+Working out the head means reading every revision file (`app.schema_head`, without Alembic; only
+when that finds no single head does Alembic's own lookup say why). A no-op `up` needs neither:
+while the files' sizes and mtimes match the fingerprint recorded with the head (`ops.fingerprint`),
+the recorded head is the head.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from app.schema_head import read_head
 from ops.fingerprint import Fingerprint, take
 from ops.state import StackState
 
@@ -22,9 +24,11 @@ def head(project_dir: Path, state: StackState | None = None) -> str | None:
     now = take(project_dir, {}, ["migrations/versions"], before)
     if before is not None and before.digest == now.digest and "head" in remembered:
         return remembered["head"]
-    from ops.migrate import head_revision
+    found = read_head(project_dir / "migrations" / "versions")  # one head: Alembic's own answer
+    if found is None:  # none, or several (Alembic's lookup says which)
+        from ops.migrate import head_revision
 
-    found = head_revision(project_dir)
+        found = head_revision(project_dir)
     if state is not None:
         state.fingerprints[KEY] = {"fingerprint": now.as_record(), "head": found}
     return found

@@ -50,3 +50,16 @@ def test_the_api_imports_no_alembic() -> None:
         [sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_harness_works_out_a_single_head_without_alembic(tmp_path: Path) -> None:
+    code = (
+        "import sys; from pathlib import Path; from ops import schema_head; "
+        f"print(schema_head.head(Path({str(PROJECT_DIR)!r}))); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+    )
+    head, loaded = done.stdout.strip().splitlines()
+    assert (head,) == alembic_heads(VERSIONS_DIR) and loaded == "[]"
