@@ -161,7 +161,7 @@ class ApiBranch:
         record, settings = self.run.state.api, self.run.settings
         if record.server != "warm" or not api.is_ours(record.pid, settings):
             return None
-        if self._owner is None or record.database != _address(self._owner):
+        if self._owner is None or record.database != database_address(self._owner):
             return None
         before, now = Fingerprint.from_record(record.fingerprint), self._fingerprint()
         return now if before is not None and before.declared == now.declared else None
@@ -195,7 +195,7 @@ class ApiBranch:
             server="warm" if server.warm else None,
             workers=server.workers,
             restart=server.restart,
-            database=_address(self._owner),
+            database=database_address(self._owner),
             pid=pid,
             port=port,
             url=self.url,
@@ -232,6 +232,6 @@ class ApiBranch:
                 )
 
 
-def _address(endpoint: Endpoint) -> str:
+def database_address(endpoint: Endpoint) -> str:
     """Where the API's database is: every host of a multi-host DSN, so that a new one restarts it."""
     return f"{endpoint.where}/{endpoint.database}"

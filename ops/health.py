@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -16,6 +17,17 @@ class Health:
 def probe(url: str, timeout: float = 1.0) -> Health:
     """GET {url}/health once, never raising."""
     return get_once(url, "/health", timeout, limit=500)
+
+
+def served_schema(url: str) -> tuple[int | None, str | None]:
+    """(status, schema) of GET {url}/health, never raising: the revision the API read from its
+    database (its `/health` is 200 only when that is the API's own head)."""
+    health = probe(url)
+    try:
+        body = json.loads(health.body or "{}")
+    except ValueError:
+        return health.status, None
+    return health.status, body.get("schema") if isinstance(body, dict) else None
 
 
 def get_once(url: str, path: str, timeout: float, limit: int) -> Health:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ops.fingerprint import source_files
-from ops.health import probe
+from ops.health import served_schema
 from ops.layout import state_dir_of
 from ops.procs import started_at
 
@@ -77,16 +77,6 @@ def _process(pid: int | None) -> list[float] | None:
     """[pid, start time] of a live process, else None."""
     started = started_at(pid)
     return None if pid is None or started is None else [pid, started]
-
-
-def _health(url: str) -> tuple[int | None, str | None]:
-    """(status, schema) of GET {url}/health, never raising."""
-    health = probe(url)
-    try:
-        body = json.loads(health.body or "{}")
-    except ValueError:
-        return health.status, None
-    return health.status, body.get("schema") if isinstance(body, dict) else None
 
 
 def write(
@@ -144,7 +134,7 @@ def check(state_dir: Path, digest: str, project_dir: Path) -> list[str] | None:
         now = _process(int(expected[0])) if expected else None
         if now is None or abs(now[1] - expected[1]) > 0.01:
             return None
-    status, schema = _health(str(record.get("api_url")))
+    status, schema = served_schema(str(record.get("api_url")))
     if status != 200 or schema != record.get("schema"):
         return None
     printed = record.get("printed")

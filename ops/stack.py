@@ -11,12 +11,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ops import api, children, orphans, schema_head
-from ops.api_branch import ApiBranch
+from ops.api_branch import ApiBranch, database_address
 from ops.backends import DatabaseBackend, select_backend
 from ops.converge import api_env, db_steps, process_steps, sweep
 from ops.dbcheck import schema_revision
 from ops.endpoint import Endpoint
 from ops.errors import DatabaseError
+from ops.health import served_schema
 from ops.plan import KEEP, Plan, api_fingerprint, describe, make_plan
 from ops.session import (
     Session,
@@ -188,15 +189,29 @@ def _plan(run: Session, stack: StackFile, backend: DatabaseBackend) -> Plan:
 
 def _schema_of(settings: Settings, state: StackState) -> Callable[[Endpoint], tuple[str | None, str | None]]:
     def schema(endpoint: Endpoint) -> tuple[str | None, str | None]:
+        head = schema_head.head(settings.project_dir, state)
+        if _served_at(settings, state, endpoint, head):
+            return head, head
         import psycopg
 
-        head = schema_head.head(settings.project_dir, state)
         try:
             return schema_revision(endpoint, timeout=2), head
         except psycopg.Error:
             return "unknown (the database does not answer)", head
 
     return schema
+
+
+def _served_at(settings: Settings, state: StackState, endpoint: Endpoint, head: str | None) -> bool:
+    """Whether our API, on this very database and reading from it (no READ_DATABASE_URL), says at
+    /health that the schema is `head`: then the plan needs no driver to know it (it is 200 only
+    when the database's revision is the API's own head, and it names that revision)."""
+    if head is None or settings.read_database_url or state.api.database != database_address(endpoint):
+        return False
+    if not api.is_ours(state.api.pid, settings):
+        return False
+    status, served = served_schema(api.recorded_url(settings, state))
+    return status == 200 and served == head
 
 
 def down(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from ops import children
 from ops.migrate import head_revision
 from tests.support.output import step_lines
-from tests.support.project import plan_of, read_state
+from tests.support.project import Project, plan_of, read_state
 from tests.support.sources import NEW_REVISION
 
 pytestmark = pytest.mark.e2e
@@ -66,3 +67,24 @@ def test_a_broken_stack_file_is_exit_2_naming_the_key(project):
         assert result.returncode == 2, result.stdout + result.stderr
         assert result.stderr.strip().splitlines()[-1].startswith("error: ")
         assert "stack.toml: api.threads: unknown key" in result.stderr and "Traceback" not in result.stderr
+
+
+def _imported(stderr: str, module: str) -> bool:
+    """Whether PYTHONPROFILEIMPORTTIME's report (on stderr) lists `module` as imported."""
+    return any(line.rsplit("|", 1)[-1].strip() == module for line in stderr.splitlines())
+
+
+def test_with_the_api_healthy_at_head_the_plan_needs_no_database_driver(project):
+    assert project.invoke("up").returncode == 0
+    head = head_revision(project.root)
+    profiled = Project(project.root, {**project.env, "PYTHONPROFILEIMPORTTIME": "1"})
+    planned = profiled.invoke("up", "--plan")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
+    assert f"migrate: keep — at head {head}" in planned.stdout.splitlines()
+    assert not _imported(planned.stderr, "psycopg")  # /health said so: no driver, no connection
+
+    children.stop(read_state(project)["api"]["pid"])  # no API: the plan asks the database itself
+    asked = profiled.invoke("up", "--plan")
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    assert f"migrate: keep — at head {head}" in asked.stdout.splitlines()
+    assert _imported(asked.stderr, "psycopg")
