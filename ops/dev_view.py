@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ops.logmux import LogLine, colour_of, prefix, prefix_width
+from ops.logview import readable
 from ops.settings import COMPONENTS
 
 DEV = "dev"  # the prefix of the view's own event lines
@@ -204,9 +205,10 @@ class LiveView:
 
 
 def _log_text(line: LogLine, width: int) -> Text:
-    text = Text.assemble(
-        (line.component.ljust(width), colour_of(line.component)), "| ", strip_escapes(line.text)
-    )
+    """One row: the component, then the line; the API's JSON lines made readable as `invoke logs`
+    shows them on a terminal (a traceback's first line only: the alert panel shows a crash whole)."""
+    shown = readable(line.text).split("\n", 1)[0]
+    text = Text.assemble((line.component.ljust(width), colour_of(line.component)), "| ", strip_escapes(shown))
     text.no_wrap, text.overflow = True, "ellipsis"
     return text
 

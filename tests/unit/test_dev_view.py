@@ -89,6 +89,26 @@ def test_live_view_shows_the_table_the_alert_and_the_last_log_lines():
     assert "Traceback" not in rendered(view)
 
 
+def test_live_view_shows_the_apis_json_lines_readable_and_the_plain_view_keeps_them_raw():
+    request = (
+        '{"time": "2026-12-02T01:02:03.456Z", "level": "info", "logger": "homer.request", "method": "GET",'
+        ' "route": "/search", "status": 200, "duration_ms": 3.21, "request_id": "0b6f2c1e"}'
+    )
+    failure = '{"time": "2026-12-02T01:02:04Z", "level": "error", "logger": "homer.app", "message": "boom",'
+    failure += ' "exc_info": "Traceback (most recent call last):\\n  File x.py"}'
+    lines = [LogLine("api", request), LogLine("api", failure), LogLine("db", "LOG:  checkpoint starting")]
+    view = LiveView(terminal(), clock=lambda: NOW)
+    view.update(ROWS)
+    view.log(lines)
+    text = rendered(view)
+    assert "01:02:03.456 info  GET /search 200" in text and "id=0b6f2c1e" in text
+    assert "homer.app: boom" in text and "Traceback" not in text  # a crash is the alert's to show
+    assert '"route"' not in text and "db      | LOG:  checkpoint starting" in text
+    out = io.StringIO()
+    PlainView(out).log(lines)  # off a terminal (CI, a pipe): the JSON as it was written
+    assert request in out.getvalue()
+
+
 def test_live_view_fits_the_log_lines_to_the_terminal_height():
     view = LiveView(terminal(), max_lines=20, clock=lambda: NOW)
     view.update(ROWS)
