@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import invoke
+from tests.support import invoke, procs
 from tests.support.project import Project, read_state
 
 DEADLINE_S = 60
@@ -18,16 +18,8 @@ DEADLINE_S = 60
 def wait_for(
     what: str, check: Callable[[], object], timeout: float = DEADLINE_S, seen: Callable[[], str] | None = None
 ) -> object:
-    """`check()` once it is truthy; on timeout an AssertionError with `seen()` (the screen, the output)."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.1)
-    shown = f"\n--- what was seen ---\n{seen()}" if seen is not None else ""
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r}){shown}")
+    """`check()` once it is truthy, polled every 0.1 s (`tests.support.procs.wait_for`)."""
+    return procs.wait_for(check, timeout, every=0.1, what=what, seen=seen)
 
 
 def get(url: str) -> httpx.Response | None:

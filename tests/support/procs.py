@@ -103,12 +103,22 @@ def kill_quietly(pid: int | None, sig: int = signal.SIGKILL) -> None:
             os.kill(pid, sig)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 60, every: float = 0.02) -> Any:
-    """Poll `predicate` until it returns something truthy; AssertionError after `timeout` s."""
+def wait_for(
+    predicate: Callable[[], Any],
+    timeout: float = 60,
+    every: float = 0.02,
+    what: str | None = None,
+    seen: Callable[[], str] | None = None,
+) -> Any:
+    """The tests' one poll: `predicate()` every `every` s until it returns something truthy (returned);
+    after `timeout` s an AssertionError naming `what`, the last value and `seen()` (a screen, output)."""
     deadline = time.monotonic() + timeout
+    last: Any = None
     while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
+        last = predicate()
+        if last:
+            return last
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout} s waiting for {predicate}")
+    shown = f"\n--- what was seen ---\n{seen()}" if seen is not None else ""
+    waited = what or predicate
+    raise AssertionError(f"timed out after {timeout} s waiting for {waited} (last: {last!r}){shown}")

@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from ops.warm_server import read_events
+from tests.support import procs
 
 MINI_APP = """\
 import os
@@ -57,11 +58,8 @@ def write_app(root: Path, version: object, *, text: str | None = None) -> Path:
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "the condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
-    return value
+    """`predicate()` once it is truthy, polled every 0.02 s (`tests.support.procs.wait_for`)."""
+    return procs.wait_for(predicate, timeout, what=what)
 
 
 def get(port: int, path: str = "/", timeout: float = 3.0) -> dict[str, Any] | None:
