@@ -117,7 +117,7 @@ def initialise(
         if preparation is not None:
             preparation.run()
         done = f"initialised {data_dir} ({time.perf_counter() - began:.2f} s)"
-        return done + _save(data_dir, template, major, runner)
+        return done + _save(data_dir, template, major)
     try:
         uid, gid = (runner.uid, runner.gid) if runner is not None else (-1, -1)
         cluster_pack.unpack_in_child(template, data_dir, uid, gid)
@@ -205,7 +205,7 @@ def _initdb(
         )
 
 
-def _save(data_dir: Path, template: Path, major: str, runner: Account | None) -> str:
+def _save(data_dir: Path, template: Path, major: str) -> str:
     """Pack the fresh cluster in `data_dir` into `template`, atomically; the detail to append."""
     try:
         template.parent.mkdir(parents=True, exist_ok=True)
