@@ -104,8 +104,7 @@ def unpack(source: Path, target: Path, uid: int = -1, gid: int = -1) -> None:
     (-1: unchanged). PackError on a damaged pack or a path outside `target`; OSError as it comes."""
     manifest = read_manifest(source)
     with open(source, "rb") as handle:
-        handle.readline(len(MAGIC))
-        handle.readline()
+        handle.seek(os.fstat(handle.fileno()).st_size - manifest["data"])  # the bytes follow the header
         data = memoryview(handle.read())
     if len(data) != manifest["data"]:
         raise PackError(f"{source} changed while it was read")
