@@ -88,15 +88,23 @@ def up(
     if printed is not None:  # nothing changed since an `up` that changed nothing: no heavy imports
         print("\n".join(printed))
         return
-    from ops import stack as ops_stack
+    from ops import head_start
+    from ops.signals import sigterm_as_interrupt
 
-    with _errors():
-        settings = _settings(c, **flags)
-        if plan:
-            for line in ops_stack.plan(settings).lines():
-                print(line)
-            return
-        result = ops_stack.up(settings, seed=_seeder(settings))
+    with _errors(), sigterm_as_interrupt():
+        try:
+            if not plan:  # a new cluster is unpacked while the rest is imported (ops/head_start.py)
+                head_start.begin(PROJECT_DIR, c.config.get("ops", {}), os.environ, flags)
+            from ops import stack as ops_stack
+
+            settings = _settings(c, **flags)
+            if plan:
+                for line in ops_stack.plan(settings).lines():
+                    print(line)
+                return
+            result = ops_stack.up(settings, seed=_seeder(settings))
+        finally:
+            head_start.discard()
         summary = result.summary()
         print("\n".join(summary))
         certificate.renew(settings.state_dir, result, summary)

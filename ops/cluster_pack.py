@@ -146,14 +146,38 @@ def unpack_in_child(source: Path, target: Path, uid: int = -1, gid: int = -1) ->
     """`unpack` in a child interpreter: the unpacking holds no GIL of this process, so the threads
     that `up` runs meanwhile (the migrations' import) cannot slow it. PackError with the child's
     own message if it fails; interrupted, the child is killed and waited for before this raises."""
+    finish_unpack(start_unpack(source, target, uid, gid), source)
+
+
+def start_unpack(source: Path, target: Path, uid: int = -1, gid: int = -1) -> subprocess.Popen[str]:
+    """The child interpreter of `unpack_in_child`, started and not waited for (`finish_unpack`)."""
     argv = [sys.executable, "-I", "-S", __file__, str(source), str(target), str(uid), str(gid)]
+    return subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish_unpack(child: subprocess.Popen[str], source: Path) -> None:
+    """Wait for a `start_unpack` child (killed if this is interrupted or it overruns); PackError
+    with the child's own message if it failed."""
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=UNPACK_TIMEOUT_S, check=False)
+        _, errors = child.communicate(timeout=UNPACK_TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        _kill(child)
         raise PackError(f"unpacking {source} took over {UNPACK_TIMEOUT_S:.0f} s") from None
-    if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        raise PackError(lines[-1] if lines else f"unpacking {source} failed with exit code {done.returncode}")
+    except BaseException:
+        _kill(child)
+        raise
+    if child.returncode != 0:
+        lines = errors.strip().splitlines() or [
+            f"unpacking {source} failed with exit code {child.returncode}"
+        ]
+        raise PackError(lines[-1])
+
+
+def _kill(child: subprocess.Popen[str]) -> None:
+    child.kill()
+    child.communicate()
 
 
 def _main(argv: list[str]) -> int:

@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 from ops.endpoint import Endpoint
 from ops.errors import DatabaseError, first_line
+from ops.extensions import REQUIRED_EXTENSIONS
 from ops.secrets import redact
 from ops.servers import failures
 from ops.waiting import STANDBY_ONLY_MESSAGES, WaitPolicy, retry_call
 
-REQUIRED_EXTENSIONS = ("vector", "pg_trgm")  # what the app needs; the migrations create them
 TLS_MARKERS = ("SSL", "certificate", "no encryption")
 
 

@@ -49,6 +49,9 @@ from ops.image.wheel import WHEEL_DISTRIBUTION as WHEEL
 from ops.platform import Account, give_to
 
 Run = Callable[[list[str], Account | None, float], subprocess.CompletedProcess[str]]
+# Moves an already unpacked copy of the template into the data directory, if it has one that fits
+# (data_dir, template, runner); True if it did (`ops.head_start.claim`).
+Adopt = Callable[[Path, Path, Account | None], bool]
 
 INITDB_TIMEOUT_S = 120.0
 STALE_AFTER_S = 600.0  # a build takes well under a second; older leftovers are a killed one's
@@ -96,13 +99,15 @@ def initialise(
     initdb_args: Sequence[str],
     run: Run,
     preparation: Preparation | None = None,
+    adopt: Adopt | None = None,
 ) -> str:
     """Make `data_dir` (missing or empty) a new cluster owned by `runner`, mode 0700; say how.
 
     `initdb_args` are initdb's options without `-D`; `run(argv, runner, timeout)` runs a binary
     as `runner`. `preparation` runs on a fresh cluster before it is saved as the template (only
-    then: a cluster that no template will keep is left as initdb made it). The runner must be able
-    to reach `data_dir` (initdb runs there on a miss).
+    then: a cluster that no template will keep is left as initdb made it). `adopt` is asked first
+    for a copy of a usable template unpacked ahead. The runner must be able to reach `data_dir`
+    (initdb runs there on a miss).
     DatabaseError when `data_dir` is not empty or initdb fails.
     """
     _prepare(data_dir, runner)
@@ -118,6 +123,8 @@ def initialise(
             preparation.run()
         done = f"initialised {data_dir} ({time.perf_counter() - began:.2f} s)"
         return done + _save(data_dir, template, major)
+    if adopt is not None and adopt(data_dir, template, runner):
+        return f"copied the initdb template (unpacked ahead; {time.perf_counter() - began:.2f} s)"
     try:
         uid, gid = (runner.uid, runner.gid) if runner is not None else (-1, -1)
         cluster_pack.unpack_in_child(template, data_dir, uid, gid)

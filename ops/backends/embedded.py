@@ -17,12 +17,13 @@ import time
 from functools import partial
 from pathlib import Path
 
-from ops import initdb_cache
+from ops import head_start, initdb_cache
 from ops.backends import spare_database
 from ops.backends.base import DatabaseBackend, ServerFacts, Started
-from ops.dbcheck import REQUIRED_EXTENSIONS
+from ops.embedded_template import INITDB_ARGS, SPARE_KEY, SUPERUSER
 from ops.endpoint import Endpoint
 from ops.errors import BackendUnavailable, DatabaseError, PortInUse, first_line
+from ops.extensions import REQUIRED_EXTENSIONS
 from ops.image.wheel import package_dir
 from ops.platform import (
     Account,
@@ -41,12 +42,7 @@ from ops.secrets import new_password
 from ops.settings import Settings
 from ops.state import DbRecord
 
-SUPERUSER = "postgres"
 START_TIMEOUT_S = 30
-INITDB_ARGS = [
-    "-U", SUPERUSER, "--auth-local=trust", "--auth-host=scram-sha-256",
-    "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync", "--no-instructions",
-]  # fmt: skip
 BIND_RETRIES = 5
 # What a restart right after `kill -9` of the postmaster may hit for a moment.
 _STILL_EXITING = ('lock file "postmaster.pid" already exists', "pre-existing shared memory block")
@@ -237,8 +233,10 @@ class EmbeddedBackend(DatabaseBackend):
         """A fresh cluster: a copy of the cached template of this wheel (made once, with the spare
         database: `ops.backends.spare_database`)."""
         make_spare = partial(self._add_spare, bin_dir, runner)
-        spare = initdb_cache.Preparation(spare_database.TEMPLATE_KEY, make_spare)
-        return initdb_cache.initialise(self.data_dir, bin_dir, runner, INITDB_ARGS, self._run, spare)
+        spare = initdb_cache.Preparation(SPARE_KEY, make_spare)
+        return initdb_cache.initialise(
+            self.data_dir, bin_dir, runner, INITDB_ARGS, self._run, spare, adopt=head_start.claim
+        )
 
     def _add_spare(self, bin_dir: Path, runner: Account | None) -> None:
         """Start the new cluster on its Unix socket alone, create the spare database, stop it."""

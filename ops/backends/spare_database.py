@@ -14,14 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ops.dbcheck import REQUIRED_EXTENSIONS
+from ops.extensions import REQUIRED_EXTENSIONS
 
 if TYPE_CHECKING:
     import psycopg
 
 SPARE = "homer_ops_spare"
-# Part of the template's cache key: a template made with other extensions is another template.
-TEMPLATE_KEY = "spare-database:" + ",".join(REQUIRED_EXTENSIONS)
 
 
 def create_spare(conninfo: str) -> None:

@@ -88,3 +88,15 @@ def test_with_the_api_healthy_at_head_the_plan_needs_no_database_driver(project)
     assert asked.returncode == 0, asked.stdout + asked.stderr
     assert f"migrate: keep — at head {head}" in asked.stdout.splitlines()
     assert _imported(asked.stderr, "psycopg")
+
+
+def test_a_new_cluster_is_unpacked_while_up_imports_and_nothing_is_left_beside_it(project):
+    """ops.head_start: the second cold `up` (the first one made sure the template exists) finds its
+    cluster unpacked ahead, and no staging directory outlives it."""
+    assert project.invoke("up").returncode == 0
+    assert project.invoke("down", "--volumes").returncode == 0
+    up = project.invoke("up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    db = next(step for step in read_state(project)["steps"] if step["name"] == "db")
+    assert "copied the initdb template (unpacked ahead;" in db["detail"], db
+    assert [path.name for path in project.state_file.parent.glob(".pgdata.head-start-*")] == []

@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ops import cluster_pack, initdb_cache
+from ops import cluster_pack, embedded_template
 from ops.backends import spare_database
-from ops.backends.embedded import INITDB_ARGS, SUPERUSER, EmbeddedBackend
+from ops.backends.embedded import SUPERUSER, EmbeddedBackend
 from ops.platform import service_account
 from tests.support.db import query
 from tests.support.stacks import stack_settings
@@ -67,7 +67,7 @@ def test_the_stack_gets_the_spare_renamed_with_its_extensions_on_a_miss_and_on_a
         assert query(url, "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'mine'") == [
             ("homer",)
         ]
-    template = initdb_cache.template_path(INITDB_ARGS, service_account(), spare_database.TEMPLATE_KEY)
+    template = embedded_template.template(service_account())
     names = {entry[1] for entry in cluster_pack.read_manifest(template)["entries"]}  # under the spare's key
     assert "global/pg_filenode.map" in names
     assert "postmaster.opts" not in names  # the preparing start's options are not copied
