@@ -12,16 +12,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential,
-)
+if TYPE_CHECKING:  # tenacity itself is imported by the first wait: `up` starts its branches first
+    from tenacity import RetryCallState
 
 T = TypeVar("T")
 
@@ -90,6 +84,8 @@ def retry_call(
     `alive`, when given, runs before every attempt and should raise (a non-transient
     error) when the thing waited on has died.
     """
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
+
     retrying = Retrying(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.timeout),
@@ -102,6 +98,8 @@ def retry_call(
 
 
 def _fast_then_backoff(policy: WaitPolicy) -> Callable[[RetryCallState], float]:
+    from tenacity import wait_exponential
+
     backoff = wait_exponential(multiplier=policy.wait_initial, min=policy.wait_initial, max=policy.wait_max)
 
     def wait(state: RetryCallState) -> float:

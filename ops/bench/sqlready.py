@@ -170,7 +170,7 @@ def harness_once(project: Path, image: str, run_id: str, cleanup: ExitStack) -> 
 
 def replica_once(client: Any, image: str, run_id: str, cleanup: ExitStack) -> Figures:
     """DockerBackend's engine calls one by one (volume, create, start, port), then SELECT 1."""
-    from ops.backends.docker import PGDATA, SHM_SIZE, VOLUME_MOUNT
+    from ops.backends.docker import INITDB_ARGS, PGDATA, SHM_SIZE, VOLUME_MOUNT
 
     name, password = f"bench-replica-{run_id}-{secrets.token_hex(3)}", secrets.token_hex(12)
     labels = {BENCH_RUN: run_id}
@@ -193,6 +193,7 @@ def replica_once(client: Any, image: str, run_id: str, cleanup: ExitStack) -> Fi
             "POSTGRES_PASSWORD": password,
             "POSTGRES_DB": "homer",
             "PGDATA": PGDATA,
+            "POSTGRES_INITDB_ARGS": INITDB_ARGS,
         },
         ports={"5432/tcp": ("127.0.0.1", None)},
         volumes={name: {"bind": VOLUME_MOUNT, "mode": "rw"}},

@@ -60,6 +60,10 @@ def test_the_port_the_engine_mapped_is_used_by_migrations_api_and_status(engine,
     found = container.labels
     assert found[labels.STACK] == settings.stack
     assert {labels.RUN_ID, labels.OWNER_PID, labels.CREATED, labels.IMAGE} <= set(found)
+    # the new cluster is the image's pristine copy, not flushed at creation (as embedded's initdb)
+    assert "POSTGRES_INITDB_ARGS=--no-sync" in container.attrs["Config"]["Env"]
+    log = container.logs().decode()
+    assert "from the image's pristine cluster" in log and "initialisation complete" in log
 
 
 def test_up_down_up_keeps_the_data_in_the_volume(engine, make_stack):
