@@ -7,6 +7,7 @@ itself yet: `require_posix` turns that into one line and exit code 3, naming wha
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -108,6 +109,20 @@ def run_bounded(
         check=False,
         **run_as(runner),
     )
+
+
+def yield_cpu_to_others(niceness: int) -> None:
+    """Lower the calling thread's scheduling priority by `niceness` (Linux, where a thread has a
+    priority of its own: setpriority on its thread id); a no-op elsewhere, where that id could
+    name another process."""
+    if sys.platform != "linux":
+        return
+    import threading
+
+    with contextlib.suppress(OSError):
+        os.setpriority(
+            os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + niceness
+        )
 
 
 def give_to(account: Account | None, *paths: Path) -> None:
