@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import stat
+import time
 
 import pytest
 
@@ -121,6 +122,22 @@ def test_second_holder_of_the_stack_lock_fails_clearly(tmp_path):
     assert os.waitstatus_to_exitcode(status) == 8
     with stack_lock(tmp_path):  # released afterwards
         pass
+
+
+def test_a_waiting_holder_gets_the_lock_once_the_other_lets_go(tmp_path):
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # holds the lock for 0.3 s
+        with stack_lock(tmp_path):
+            os.write(ready_write, b"x")
+            time.sleep(0.3)
+        os._exit(0)
+    os.read(ready_read, 1)
+    with pytest.raises(StackBusy), stack_lock(tmp_path):
+        pass
+    with stack_lock(tmp_path, wait_seconds=10):  # `invoke dev`'s wait: StackBusy if it gave up
+        pass
+    os.waitpid(pid, 0)
 
 
 def test_state_is_json_with_version(tmp_path):
