@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+# The dialect create_engine would otherwise import in the first request (~50 ms of the first
+# /health): loaded with the app instead, while a harness is still migrating.
+import sqlalchemy.dialects.postgresql.psycopg  # noqa: F401
 from sqlalchemy import Engine, create_engine
 
 from app.config import get_settings
