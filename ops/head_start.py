@@ -32,7 +32,8 @@ from typing import Any
 
 from ops import cluster_pack, embedded_template
 from ops.layout import state_dir_of
-from ops.platform import Account, give_to, is_root
+from ops.platform import IS_POSIX, Account, give_to, service_account
+from ops.procs import pid_alive
 
 STAGING_PREFIX = ".pgdata.head-start-"
 STALE_AFTER_S = 3600.0  # an unpack takes well under a second: older is a killed `up`'s
@@ -64,7 +65,7 @@ def begin(
         return
     state_dir = data_dir.parent
     try:
-        runner = _runner()
+        runner = service_account(create=False)  # KeyError: not made yet; the backend makes it
         template = embedded_template.template(runner)
         stamp = _stamp(template)
     except (OSError, ImportError, KeyError, RuntimeError):
@@ -140,7 +141,7 @@ def _new_embedded_cluster(
                 return value
         return None
 
-    if os.name != "posix":
+    if not IS_POSIX:
         return None
     state_dir = state_dir_of(project_dir, setting("state_dir"))
     data_dir = state_dir / "pgdata"
@@ -165,18 +166,6 @@ def _recorded_backend(state_file: Path) -> str | None:
     return recorded if isinstance(recorded, str) else None
 
 
-def _runner() -> Account | None:
-    """The account the cluster belongs to: `ops.platform.service_account`, but never creating it."""
-    if not is_root():
-        return None
-    import pwd
-
-    from ops.platform import SERVICE_USER
-
-    entry = pwd.getpwnam(SERVICE_USER)  # KeyError: not made yet, the backend makes it
-    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir or "/")
-
-
 def _stamp(path: Path) -> tuple[int, int, int]:
     found = path.stat()
     return found.st_ino, found.st_size, found.st_mtime_ns
@@ -188,18 +177,8 @@ def _sweep(state_dir: Path) -> None:
     for leftover in state_dir.glob(f"{STAGING_PREFIX}*"):
         pid = leftover.name.removeprefix(STAGING_PREFIX)
         try:
-            if pid.isdigit() and _alive(int(pid)) and leftover.stat().st_mtime >= cutoff:
+            if pid.isdigit() and pid_alive(int(pid)) and leftover.stat().st_mtime >= cutoff:
                 continue
         except OSError:
             continue
         shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

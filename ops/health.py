@@ -32,7 +32,7 @@ def served_schema(url: str) -> tuple[int | None, str | None]:
 def get_once(url: str, path: str, timeout: float, limit: int) -> Health:
     """GET {url}{path} once, bounded by `timeout`, never raising: the status and the first `limit`
     bytes of the body (None and the error's name when nothing answered)."""
-    import http.client  # here: it imports ssl, which a cold `up` needs only once the API is spawned
+    import http.client  # here, not at import: a cold `up` needs it only once the API is spawned
 
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ops.errors import StackBusy
+from ops.platform import LockBusy, exclusive_lock
 from ops.signals import sigint_held
 
 STATE_VERSION = 2
@@ -165,53 +166,16 @@ def save_state(path: Path, state: StackState) -> None:
 def stack_lock(state_dir: Path, wait_seconds: float = 0.0) -> Iterator[None]:
     """Hold the stack's exclusive lock; another holder makes this fail clearly (StackBusy).
 
-    An OS lock on `<state_dir>/lock`, released by the OS when the holder dies, so a crashed
-    command never leaves it held: flock on POSIX (fcntl, here: filelock's import, ~30 ms, was a
-    tenth of what a cold `up` does before it starts anything), filelock (msvcrt) elsewhere.
+    An OS lock on `<state_dir>/lock` (`ops.platform.exclusive_lock`): released by the OS when
+    the holder dies, so a crashed command never leaves it held.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     lock_path = state_dir / "lock"
-    busy = StackBusy(
-        f"another harness command is running on this stack ({lock_path})",
-        "wait for it to finish, or use another --stack",
-    )
-    if os.name != "posix":
-        from filelock import FileLock, Timeout
-
-        lock = FileLock(lock_path, timeout=wait_seconds, poll_interval=0.1)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise busy from None
-        try:
-            yield
-        finally:
-            lock.release()
-        return
-    with _flocked(lock_path, wait_seconds, busy):
-        yield
-
-
-@contextlib.contextmanager
-def _flocked(path: Path, wait_seconds: float, busy: StackBusy) -> Iterator[None]:
-    """flock(LOCK_EX) on `path`, tried every 0.1 s for `wait_seconds`, else `busy` is raised."""
-    import fcntl
-    import time
-
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise busy from None
-                time.sleep(0.1)
-        try:
+        with exclusive_lock(lock_path, wait_seconds):
             yield
-        finally:
-            fcntl.flock(descriptor, fcntl.LOCK_UN)
-    finally:
-        os.close(descriptor)
+    except LockBusy:
+        raise StackBusy(
+            f"another harness command is running on this stack ({lock_path})",
+            "wait for it to finish, or use another --stack",
+        ) from None

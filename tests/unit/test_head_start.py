@@ -21,7 +21,7 @@ EMBEDDED = {"OPS_BACKEND": "embedded"}
 def as_this_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A cache of the test's own; the files stay this user's (no service account needed)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(head_start, "_runner", lambda: None)
+    monkeypatch.setattr(head_start, "service_account", lambda create=True: None)
     yield
     head_start.discard()
 
